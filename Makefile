@@ -1,0 +1,40 @@
+# The two commands of the README: `make book` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SETUP := $(VENV)/.setup-done
+
+.PHONY: setup book test lab bench notebooks clean
+
+setup: $(SETUP)
+
+$(SETUP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(SETUP)
+
+## Execute the chapters and build the website into _build/html (offline, strict).
+book: setup
+	$(BIN)/python tools/build_book.py
+
+## ruff, the unit tests, then every chapter under nbval.
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider chapters
+
+## JupyterLab on the chapters (live sliders).
+lab: setup
+	$(BIN)/jupyter lab chapters
+
+## Time every chapter and every slider against the budgets.
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+## Re-execute the chapters and store the outputs of `# NBVAL_CHECK_OUTPUT` cells (after a change).
+notebooks: setup
+	$(BIN)/python tools/notebooks.py refresh chapters/*.ipynb
+
+clean:
+	rm -rf _build

@@ -1,0 +1,59 @@
+"""Build the website: execute the chapters (cached), build strictly, then check the result.
+
+The execution cache of Jupyter Book keys on a notebook's code only, so a change to
+`dl_course` would leave stale outputs. This script fingerprints the package and
+clears the cache whenever the package changed since the last good build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from check_site import check_site
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "_build"
+
+
+def package_digest() -> str:
+    """SHA-256 of every source file of the dl_course package."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "dl_course").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def main() -> int:
+    stamp = BUILD / ".dl_course.sha256"
+    digest = package_digest()
+    if not stamp.exists() or stamp.read_text() != digest:
+        shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)
+    env = os.environ | {"DL_COURSE_WIDGETS": "static"}
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    start = time.perf_counter()
+    result = subprocess.run(
+        [str(jupyter_book), "build", str(ROOT), "-W", "-n", "--keep-going"], env=env, check=False
+    )
+    if result.returncode != 0:
+        print("The book build failed: see the warnings and errors above.", file=sys.stderr)
+        return result.returncode
+    stamp.write_text(digest)
+    problems = check_site(BUILD / "html")
+    for problem in problems:
+        print(f"site check: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"\nBook built and checked in {time.perf_counter() - start:.0f} s.")
+    print(f"Open file://{BUILD / 'html' / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
