@@ -27,8 +27,8 @@ class PerceptronResult:
         Row ``k`` holds ``(w, b)`` after ``k`` updates; row 0 is the zero start.
     mistake_indices : ndarray of shape (n_updates,)
         Index of the example that triggered each update.
-    n_epochs : int
-        Number of passes over the data, the final mistake-free pass included.
+    mistakes_per_epoch : ndarray of shape (n_epochs,)
+        Number of mistakes in each pass over the data; a converged run ends with a 0.
     """
 
     w: np.ndarray
@@ -37,7 +37,12 @@ class PerceptronResult:
     converged: bool
     history: np.ndarray
     mistake_indices: np.ndarray
-    n_epochs: int
+    mistakes_per_epoch: np.ndarray
+
+    @property
+    def n_epochs(self) -> int:
+        """Number of passes over the data, the final mistake-free pass included."""
+        return len(self.mistakes_per_epoch)
 
 
 def train_perceptron(
@@ -91,12 +96,9 @@ def train_perceptron(
     w_aug = np.zeros(d + 1)
     history = [w_aug.copy()]
     mistakes: list[int] = []
-    converged = False
-    epoch = 0
-    while epoch < max_epochs and not converged:
-        epoch += 1
-        start = 0
-        converged = True
+    per_epoch: list[int] = []
+    while len(per_epoch) < max_epochs and (not per_epoch or per_epoch[-1] > 0):
+        start, before = 0, len(mistakes)
         while start < n:
             # The next mistake of this pass, found for all remaining examples at once.
             wrong = np.flatnonzero(y[start:] * (X_aug[start:] @ w_aug) <= 0)
@@ -106,16 +108,16 @@ def train_perceptron(
             w_aug += lr * y[i] * X_aug[i]
             history.append(w_aug.copy())
             mistakes.append(i)
-            converged = False
             start = i + 1
+        per_epoch.append(len(mistakes) - before)
     return PerceptronResult(
         w=w_aug[:d].copy(),
         b=float(w_aug[d]),
         n_updates=len(mistakes),
-        converged=converged,
+        converged=per_epoch[-1] == 0,
         history=np.array(history),
         mistake_indices=np.array(mistakes, dtype=np.int64),
-        n_epochs=epoch,
+        mistakes_per_epoch=np.array(per_epoch, dtype=np.int64),
     )
 
 
@@ -162,3 +164,49 @@ def novikoff_bound(X, y, w_star, bias: bool = True) -> float:
         raise ValueError(f"w_star does not separate the data: its margin is {gamma:.6g} <= 0")
     radius_sq = float(np.max(np.sum(X**2, axis=1) + (1.0 if bias else 0.0)))
     return radius_sq / gamma**2
+
+
+def margin_sweep(
+    margins, n: int = 100, dims: tuple[int, int] = (2, 10), sets_per_margin: int = 25, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Train a perceptron on many random separable data sets and compare with Novikoff's bound.
+
+    For every margin and every one of ``sets_per_margin`` seeds, draws ``n``
+    points with :func:`dl_course.data.make_separable` in a dimension cycling
+    through ``dims[0] .. dims[1]``, trains to convergence (bias included) and
+    records the number of updates and the bound. Taught in chapter 1.
+
+    Returns
+    -------
+    dict with arrays ``margin``, ``dim``, ``n_updates``, ``bound`` and
+    ``converged``, one entry per data set (``len(margins) * sets_per_margin``).
+    """
+    from dl_course.data import make_separable
+
+    margins = as_float_array(margins, "margins", ndim=1)
+    if np.any(margins <= 0):
+        raise ValueError("margins must all be > 0")
+    n = check_int(n, "n", low=2)
+    sets_per_margin = check_int(sets_per_margin, "sets_per_margin", low=1)
+    low = check_int(dims[0], "dims[0]", low=1)
+    high = check_int(dims[1], "dims[1]", low=low)
+    seed = check_int(seed, "seed", low=0)
+    rows = []
+    for k, margin in enumerate(margins):
+        for j in range(sets_per_margin):
+            dim = low + j % (high - low + 1)
+            X, y, w_star = make_separable(
+                n, dim, float(margin), seed=seed + k * sets_per_margin + j
+            )
+            result = train_perceptron(X, y, max_epochs=1_000_000)
+            rows.append(
+                (margin, dim, result.n_updates, novikoff_bound(X, y, w_star), result.converged)
+            )
+    columns = list(zip(*rows, strict=True))
+    return {
+        "margin": np.array(columns[0]),
+        "dim": np.array(columns[1]),
+        "n_updates": np.array(columns[2]),
+        "bound": np.array(columns[3]),
+        "converged": np.array(columns[4]),
+    }

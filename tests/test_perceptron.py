@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dl_course import data
-from dl_course.perceptron import novikoff_bound, predict, train_perceptron
+from dl_course.perceptron import margin_sweep, novikoff_bound, predict, train_perceptron
 
 
 def test_worked_example_of_chapter_one():
@@ -120,3 +120,36 @@ def test_novikoff_bound_rejects_bad_w_star(w_star, match):
     X, y = np.array([[1.0, 0.0], [-1.0, 0.0]]), np.array([1, -1])
     with pytest.raises(ValueError, match=match):
         novikoff_bound(X, y, w_star)
+
+
+def test_mistakes_per_epoch_add_up():
+    X, y, _ = data.make_separable(50, 3, 0.05, seed=2)
+    result = train_perceptron(X, y)
+    assert result.mistakes_per_epoch.sum() == result.n_updates
+    assert result.mistakes_per_epoch[-1] == 0 and np.all(result.mistakes_per_epoch[:-1] > 0)
+    # Within a pass the mistakes come in the order of the examples.
+    bounds = np.cumsum(result.mistakes_per_epoch)[:-1]
+    for chunk in np.split(result.mistake_indices, bounds):
+        assert np.all(np.diff(chunk) > 0)
+
+
+def test_margin_sweep_respects_the_bound():
+    sweep = margin_sweep([0.05, 0.2], n=40, dims=(2, 4), sets_per_margin=6, seed=1)
+    assert sweep["n_updates"].shape == (12,)
+    np.testing.assert_array_equal(sweep["dim"][:6], [2, 3, 4, 2, 3, 4])
+    assert sweep["converged"].all()
+    assert np.all(sweep["n_updates"] <= sweep["bound"])
+    again = margin_sweep([0.05, 0.2], n=40, dims=(2, 4), sets_per_margin=6, seed=1)
+    np.testing.assert_array_equal(sweep["n_updates"], again["n_updates"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"margins": [0.1, 0.0]}, "margins must all be > 0"),
+        ({"margins": [0.1], "dims": (3, 2)}, "dims\\[1\\] must be >= 3"),
+    ],
+)
+def test_margin_sweep_rejects_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        margin_sweep(**kwargs)

@@ -1,5 +1,9 @@
 """Build the website: execute the chapters (cached), build strictly, then check the result.
 
+The checks: no remote assets and pages under 8 MB (check_site), then, where
+Chromium is installed, every page opened offline with typeset math and working
+sliders (browser_check).
+
 The execution cache of Jupyter Book keys on a notebook's code only, so a change to
 `dl_course` would leave stale outputs. This script fingerprints the package and
 clears the cache whenever the package changed since the last good build.
@@ -15,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from browser_check import check_pages, chromium_available
 from check_site import check_site
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +51,14 @@ def main() -> int:
         return result.returncode
     stamp.write_text(digest)
     problems = check_site(BUILD / "html")
+    if chromium_available():
+        found, summary = check_pages(BUILD / "html")
+        problems += found
+        print(summary)
+    elif os.environ.get("DL_COURSE_REQUIRE_BROWSER") == "1":
+        problems.append("Chromium is required for the browser check (DL_COURSE_REQUIRE_BROWSER=1)")
+    else:
+        print("browser check skipped: install Chromium (apt-get install chromium) to run it")
     for problem in problems:
         print(f"site check: {problem}", file=sys.stderr)
     if problems:

@@ -1,7 +1,8 @@
 """Keep the committed notebooks clean: no outputs except the checked ones.
 
 A committed chapter carries no outputs, no execution counts and no editor
-metadata, except the text outputs of cells marked ``# NBVAL_CHECK_OUTPUT``:
+metadata, except the text outputs (and execution counts) of cells marked
+``# NBVAL_CHECK_OUTPUT``:
 nbval compares those with a fresh run (and silently skips a marked cell that
 has no stored output, so that is an error here).
 
@@ -36,8 +37,6 @@ def _text_only(output):
         kept = copy.deepcopy(output)
         kept.data = {"text/plain": output.data["text/plain"]}
         kept.metadata = {}
-        if "execution_count" in kept:
-            kept.execution_count = None
         return kept
     return None
 
@@ -51,9 +50,10 @@ def cleaned(nb):
     for cell in nb.cells:
         cell.metadata = {k: cell.metadata[k] for k in _CELL_KEYS if k in cell.metadata}
         if cell.cell_type == "code":
-            cell.execution_count = None
             kept = [_text_only(o) for o in cell.outputs] if is_checked(cell) else []
             cell.outputs = [o for o in kept if o is not None]
+            if not cell.outputs:  # nbval refuses stored outputs of a cell without a count
+                cell.execution_count = None
     return nb
 
 
