@@ -7,6 +7,9 @@ PNG, 5 grid points) and the time and size of its static frames.
 
 Budgets on the 2-core reference machine: a chapter under 60 s, all chapters
 under 10 min, a slider move under 150 ms, a figure's frames under 10 s.
+
+    python benchmarks/run.py                               # every chapter
+    python benchmarks/run.py chapters/01_perceptron.ipynb  # some chapters
 """
 
 from __future__ import annotations
@@ -51,11 +54,13 @@ def run_chapter(path: Path) -> tuple[float, list[dict]]:
     return elapsed, records
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """Benchmark the chapters named in ``argv`` (paths), or all of them."""
+    selected = [Path(a).resolve() for a in argv] or chapters()
     failures, rows, total = [], [], 0.0
     print(f"{'chapter':<28} {'time':>7}   {'slider (update + draw)':<34} {'median':>7} {'max':>7} "
           f"{'frames':>7} {'page':>7}")
-    for path in chapters():
+    for path in selected:
         elapsed, records = run_chapter(path)
         total += elapsed
         if elapsed > CHAPTER_BUDGET_S:
@@ -83,4 +88,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,326 @@
+"""A reverse-mode automatic-differentiation engine on NumPy arrays (chapter 5).
+
+It reads like micrograd: one value class, :class:`Tensor`. Every operation
+creates a new tensor that remembers its parents and a small closure,
+``_backward``, that adds the operation's local vector-Jacobian product to the
+parents' ``.grad``. :meth:`Tensor.backward` sorts the graph topologically and
+runs those closures from the output back to the inputs, which is the chain rule
+applied in reverse topological order.
+
+Unlike micrograd, values are arrays with NumPy broadcasting: when an operand was
+broadcast in the forward pass, its gradient is summed back to its own shape.
+
+>>> x = Tensor([1.0, 2.0, 3.0])
+>>> loss = (x * x).sum()
+>>> loss.backward()
+>>> x.grad
+array([2., 4., 6.])
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+
+import numpy as np
+
+from dl_course._checks import as_labels
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
+    while grad.ndim > len(shape):
+        grad = grad.sum(axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and grad.shape[axis] != 1:
+            grad = grad.sum(axis=axis, keepdims=True)
+    return grad
+
+
+class Tensor:
+    """A NumPy array that records how it was computed, so that gradients can flow back.
+
+    Parameters
+    ----------
+    data : array_like
+        The value; stored as a float64 array in ``.data``.
+
+    Attributes
+    ----------
+    data : ndarray
+        The value.
+    grad : ndarray
+        d(output)/d(this tensor) after :meth:`backward`, same shape as ``data``;
+        zeros before. Gradients accumulate over calls, as in PyTorch: reset them
+        with :meth:`zero_grad`.
+
+    Taught in chapter 5.
+    """
+
+    __array_priority__ = 100  # so that ndarray <op> Tensor defers to Tensor
+
+    def __init__(self, data, _parents: tuple[Tensor, ...] = (), _op: str = ""):
+        if isinstance(data, Tensor):
+            raise TypeError("data must be an array or number, not a Tensor (use tensor.data)")
+        try:
+            self.data = np.array(data, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"data must be numeric: {error}") from None
+        self.grad = np.zeros_like(self.data)
+        self._parents = _parents
+        self._op = _op
+        self._backward: Callable[[], None] = lambda: None
+
+    # -- basic properties ------------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def __repr__(self) -> str:
+        op = f", op={self._op!r}" if self._op else ""
+        return f"Tensor({np.array2string(self.data, precision=4, threshold=8)}{op})"
+
+    def zero_grad(self) -> None:
+        """Reset ``.grad`` to zeros."""
+        self.grad = np.zeros_like(self.data)
+
+    # -- building the graph ----------------------------------------------------------------
+
+    @staticmethod
+    def _lift(other) -> Tensor:
+        """Wrap a number or array as a constant tensor."""
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, numbers.Number | np.ndarray | list | tuple):
+            return Tensor(other)
+        raise TypeError(f"unsupported operand of type {type(other).__name__}")
+
+    def __add__(self, other) -> Tensor:
+        other = self._lift(other)
+        out = Tensor(self.data + other.data, (self, other), "+")
+
+        def _backward():
+            self.grad += _unbroadcast(out.grad, self.shape)
+            other.grad += _unbroadcast(out.grad, other.shape)
+
+        out._backward = _backward
+        return out
+
+    def __mul__(self, other) -> Tensor:
+        other = self._lift(other)
+        out = Tensor(self.data * other.data, (self, other), "*")
+
+        def _backward():
+            self.grad += _unbroadcast(out.grad * other.data, self.shape)
+            other.grad += _unbroadcast(out.grad * self.data, other.shape)
+
+        out._backward = _backward
+        return out
+
+    def __pow__(self, exponent) -> Tensor:
+        if isinstance(exponent, bool) or not isinstance(exponent, numbers.Real):
+            raise TypeError(f"exponent must be a real number, got {type(exponent).__name__}")
+        out = Tensor(self.data**exponent, (self,), f"**{exponent}")
+
+        def _backward():
+            self.grad += out.grad * exponent * self.data ** (exponent - 1)
+
+        out._backward = _backward
+        return out
+
+    def __matmul__(self, other) -> Tensor:
+        other = self._lift(other)
+        if self.ndim == 0 or other.ndim == 0:
+            raise ValueError("matmul needs operands with at least one dimension; use * for scalars")
+        out = Tensor(self.data @ other.data, (self, other), "@")
+
+        def _backward():
+            a, b, g = self.data, other.data, out.grad
+            # Treat vectors as a row (left) or a column (right) matrix, as np.matmul does.
+            a2 = a[None, :] if a.ndim == 1 else a
+            b2 = b[:, None] if b.ndim == 1 else b
+            g2 = np.expand_dims(g, -1) if b.ndim == 1 else g
+            if a.ndim == 1:
+                g2 = np.expand_dims(g2, -2)
+            grad_a = g2 @ np.swapaxes(b2, -1, -2)
+            grad_b = np.swapaxes(a2, -1, -2) @ g2
+            if a.ndim == 1:
+                grad_a = grad_a.squeeze(-2)
+            if b.ndim == 1:
+                grad_b = grad_b.squeeze(-1)
+            self.grad += _unbroadcast(grad_a, self.shape)
+            other.grad += _unbroadcast(grad_b, other.shape)
+
+        out._backward = _backward
+        return out
+
+    def __neg__(self) -> Tensor:
+        return self * -1.0
+
+    def __sub__(self, other) -> Tensor:
+        return self + (-self._lift(other))
+
+    def __truediv__(self, other) -> Tensor:
+        return self * self._lift(other) ** -1.0
+
+    def __radd__(self, other) -> Tensor:
+        return self + other
+
+    def __rmul__(self, other) -> Tensor:
+        return self * other
+
+    def __rsub__(self, other) -> Tensor:
+        return self._lift(other) - self
+
+    def __rtruediv__(self, other) -> Tensor:
+        return self._lift(other) / self
+
+    def __rmatmul__(self, other) -> Tensor:
+        return self._lift(other) @ self
+
+    # -- elementwise functions -------------------------------------------------------------
+
+    def _elementwise(self, value: np.ndarray, derivative: np.ndarray, op: str) -> Tensor:
+        """A tensor ``f(self)`` whose local Jacobian is ``diag(derivative)``."""
+        out = Tensor(value, (self,), op)
+
+        def _backward():
+            self.grad += out.grad * derivative
+
+        out._backward = _backward
+        return out
+
+    def relu(self) -> Tensor:
+        """max(0, x); the derivative at 0 is taken as 0, as in PyTorch."""
+        return self._elementwise(np.maximum(self.data, 0.0), (self.data > 0).astype(float), "relu")
+
+    def tanh(self) -> Tensor:
+        value = np.tanh(self.data)
+        return self._elementwise(value, 1.0 - value**2, "tanh")
+
+    def sigmoid(self) -> Tensor:
+        value = 0.5 * (1.0 + np.tanh(0.5 * self.data))  # stable for large |x|
+        return self._elementwise(value, value * (1.0 - value), "sigmoid")
+
+    def exp(self) -> Tensor:
+        value = np.exp(self.data)
+        return self._elementwise(value, value, "exp")
+
+    def log(self) -> Tensor:
+        if np.any(self.data <= 0):
+            raise ValueError("log needs strictly positive values")
+        return self._elementwise(np.log(self.data), 1.0 / self.data, "log")
+
+    # -- reductions and shapes -------------------------------------------------------------
+
+    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
+        out = Tensor(self.data.sum(axis=axis, keepdims=keepdims), (self,), "sum")
+
+        def _backward():
+            grad = out.grad
+            if axis is not None and not keepdims:
+                grad = np.expand_dims(grad, axis)
+            self.grad += np.broadcast_to(grad, self.shape)
+
+        out._backward = _backward
+        return out
+
+    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
+        count = (
+            self.data.size
+            if axis is None
+            else np.prod([self.shape[a] for a in np.atleast_1d(axis)])
+        )
+        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
+
+    def reshape(self, *shape) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], tuple | list):
+            shape = tuple(shape[0])
+        out = Tensor(self.data.reshape(shape), (self,), "reshape")
+
+        def _backward():
+            self.grad += out.grad.reshape(self.shape)
+
+        out._backward = _backward
+        return out
+
+    @property
+    def T(self) -> Tensor:
+        out = Tensor(self.data.T, (self,), "T")
+
+        def _backward():
+            self.grad += out.grad.T
+
+        out._backward = _backward
+        return out
+
+    # -- backpropagation -------------------------------------------------------------------
+
+    def backward(self, grad=None) -> None:
+        """Fill ``.grad`` of every tensor this one depends on with d(self)/d(tensor).
+
+        ``grad`` is the gradient flowing into this tensor; it defaults to 1 and
+        must be given when the tensor is not a scalar (as in PyTorch). Leaf tensors
+        (inputs and parameters) accumulate gradients over calls; intermediate
+        results are recomputed from zero.
+        """
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(
+                    f"backward() on a tensor of shape {self.shape} needs a grad argument"
+                )
+            grad = np.ones_like(self.data)
+        grad = np.asarray(grad, dtype=np.float64)
+        if grad.shape != self.shape:
+            raise ValueError(f"grad must have shape {self.shape}, got {grad.shape}")
+
+        order: list[Tensor] = []
+        visited: set[int] = set()
+        stack: list[tuple[Tensor, bool]] = [(self, False)]
+        while stack:  # iterative depth-first search: deep graphs do not hit the recursion limit
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append((node, True))
+            stack.extend((parent, False) for parent in node._parents if id(parent) not in visited)
+
+        for node in order:  # intermediate results start from zero on every call
+            if node._parents:
+                node.grad = np.zeros_like(node.data)
+        self.grad = self.grad + grad
+        for node in reversed(order):
+            node._backward()
+
+
+def cross_entropy(logits: Tensor, labels) -> Tensor:
+    """Mean softmax cross-entropy (natural log) of ``logits`` (N, C) against integer ``labels``.
+
+    Computed in one stable step (log-sum-exp), with the well-known local gradient
+    ``(softmax(logits) - onehot(labels)) / N``. Taught in chapter 5.
+    """
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"logits must be a Tensor, got {type(logits).__name__}")
+    if logits.ndim != 2:
+        raise ValueError(f"logits must have shape (N, C), got {logits.shape}")
+    n, c = logits.shape
+    labels = as_labels(labels, "labels", n=n, allowed=range(c))
+    shifted = logits.data - logits.data.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    out = Tensor(-log_probs[np.arange(n), labels].mean(), (logits,), "cross_entropy")
+
+    def _backward():
+        probs = np.exp(log_probs)
+        probs[np.arange(n), labels] -= 1.0
+        logits.grad += out.grad * probs / n
+
+    out._backward = _backward
+    return out

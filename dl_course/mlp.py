@@ -1,0 +1,240 @@
+"""Multilayer perceptrons: one on our own autograd engine, and a torch builder.
+
+- :class:`MLP` and :func:`fit` run on :mod:`dl_course.autograd`, so every
+  gradient is computed by code written in this book (chapters 2 and 5).
+- :func:`build_mlp` returns a ``torch.nn.Sequential`` with a chosen activation,
+  initialization, normalization and dropout, for the later chapters that train
+  larger models with PyTorch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dl_course._checks import as_float_array, as_labels, check_int, check_real, check_seed
+from dl_course.autograd import Tensor, cross_entropy
+from dl_course.training import TrainingHistory, batches, check_divergence
+
+#: Activations the engine MLP offers.
+ENGINE_ACTIVATIONS = ("relu", "tanh", "sigmoid")
+
+
+def _check_sizes(sizes) -> list[int]:
+    if isinstance(sizes, str | bytes) or not isinstance(sizes, Sequence) or len(sizes) < 2:
+        raise ValueError(
+            f"sizes must list at least two layer widths (input, ..., output), got {sizes!r}"
+        )
+    return [check_int(s, f"sizes[{k}]", low=1) for k, s in enumerate(sizes)]
+
+
+class MLP:
+    """A fully connected network ``x -> act(x W1 + b1) -> ... -> x WL + bL`` on the engine.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths, input first and output last, e.g. ``(64, 32, 10)``.
+    activation : {"relu", "tanh", "sigmoid"}
+        Nonlinearity between layers (none after the last layer: it outputs logits).
+    seed : int
+        Seed of the weight initialization: He (std sqrt(2 / fan_in)) for ReLU and
+        Xavier (std sqrt(2 / (fan_in + fan_out))) otherwise; biases start at zero.
+
+    Rows of the input are examples. Taught in chapters 2 and 5.
+    """
+
+    def __init__(self, sizes: Sequence[int], activation: str = "relu", seed: int = 0):
+        self.sizes = _check_sizes(sizes)
+        if activation not in ENGINE_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ENGINE_ACTIVATIONS}, got {activation!r}")
+        self.activation = activation
+        rng = np.random.default_rng(check_seed(seed))
+        self.weights, self.biases = [], []
+        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
+            var = 2.0 / fan_in if activation == "relu" else 2.0 / (fan_in + fan_out)
+            self.weights.append(Tensor(rng.normal(0.0, np.sqrt(var), size=(fan_in, fan_out))))
+            self.biases.append(Tensor(np.zeros(fan_out)))
+
+    def parameters(self) -> list[Tensor]:
+        """All weights and biases, layer by layer."""
+        return [p for pair in zip(self.weights, self.biases, strict=True) for p in pair]
+
+    def _input(self, X) -> Tensor:
+        if isinstance(X, Tensor):
+            return X
+        X = as_float_array(X, "X", ndim=2)
+        if X.shape[1] != self.sizes[0]:
+            raise ValueError(f"X must have {self.sizes[0]} columns, got {X.shape[1]}")
+        return Tensor(X)
+
+    def layer_outputs(self, X) -> list[Tensor]:
+        """The output of every layer: hidden activations, then the logits."""
+        h = self._input(X)
+        outputs = []
+        last = len(self.weights) - 1
+        for k, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = h @ W + b
+            if k < last:
+                h = getattr(h, self.activation)()
+            outputs.append(h)
+        return outputs
+
+    def __call__(self, X) -> Tensor:
+        """The logits, shape (n, sizes[-1])."""
+        return self.layer_outputs(X)[-1]
+
+    def predict(self, X) -> np.ndarray:
+        """The predicted class of each row (arg-max of the logits)."""
+        return self(X).data.argmax(axis=1)
+
+
+@dataclass
+class FitResult:
+    """The trained engine model and its per-epoch history (see :func:`fit`)."""
+
+    model: MLP
+    history: TrainingHistory
+
+
+def fit(
+    model: MLP,
+    X,
+    y,
+    *,
+    lr: float = 0.1,
+    epochs: int = 20,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> FitResult:
+    """Train ``model`` in place with mini-batch SGD on the cross-entropy loss, using the engine.
+
+    Each step: forward pass, :func:`dl_course.autograd.cross_entropy`,
+    ``loss.backward()``, then ``p.data -= lr * p.grad`` for every parameter.
+    Raises :class:`dl_course.training.DivergenceError` if the loss becomes NaN or
+    infinite or explodes. Taught in chapter 5.
+    """
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be an MLP, got {type(model).__name__}")
+    X = as_float_array(X, "X", ndim=2)
+    y = as_labels(y, "y", n=X.shape[0], allowed=range(model.sizes[-1]))
+    lr = check_real(lr, "lr", low=0.0, low_open=True)
+    epochs = check_int(epochs, "epochs", low=1)
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    rng = np.random.default_rng(check_seed(seed))
+    params = model.parameters()
+    history = TrainingHistory()
+    initial = float(cross_entropy(model(X), y).data)
+    for epoch in range(1, epochs + 1):
+        total = 0.0
+        for index in batches(len(y), batch_size, rng):
+            loss = cross_entropy(model(X[index]), y[index])
+            for p in params:
+                p.zero_grad()
+            loss.backward()
+            for p in params:
+                p.data -= lr * p.grad
+            total += float(loss.data) * len(index)
+        check_divergence(total / len(y), epoch, lr, initial)
+        history.train_loss.append(total / len(y))
+        history.train_accuracy.append(float(np.mean(model.predict(X) == y)))
+    return FitResult(model, history)
+
+
+# -- PyTorch ----------------------------------------------------------------------------------
+
+#: Activations :func:`build_mlp` offers, by name.
+TORCH_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu", "silu", "identity")
+#: Weight initializations :func:`build_mlp` offers (biases start at zero except with "torch").
+INITS = ("he", "xavier", "lecun", "torch")
+NORMS = (None, "batch", "layer")
+
+
+def build_mlp(
+    sizes: Sequence[int],
+    activation: str = "relu",
+    *,
+    init: str = "he",
+    norm: str | None = None,
+    dropout: float = 0.0,
+    bias: bool = True,
+    seed: int = 0,
+):
+    """Build ``Linear -> [norm] -> activation -> [dropout]`` blocks and a final ``Linear``.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths, input first and output last.
+    activation : str
+        One of :data:`TORCH_ACTIVATIONS`.
+    init : {"he", "xavier", "lecun", "torch"}
+        Weight initialization: normal with variance 2 / fan_in (He), 2 / (fan_in +
+        fan_out) (Xavier / Glorot), 1 / fan_in (LeCun), or PyTorch's default
+        ``nn.Linear`` init (uniform, variance 1 / (3 fan_in), which is not He).
+    norm : {None, "batch", "layer"}
+        Normalization after each hidden linear layer.
+    dropout : float
+        Dropout probability after each hidden activation, in [0, 1).
+    bias : bool
+        Whether the linear layers have biases.
+    seed : int
+        Seed of the initialization; the global torch random state is left untouched.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        Taught in chapter 5; used from chapter 7 on.
+    """
+    import torch
+    from torch import nn
+
+    sizes = _check_sizes(sizes)
+    if activation not in TORCH_ACTIVATIONS:
+        raise ValueError(f"activation must be one of {TORCH_ACTIVATIONS}, got {activation!r}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    dropout = check_real(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+    if not isinstance(bias, bool):
+        raise TypeError(f"bias must be True or False, got {bias!r}")
+    seed = check_seed(seed)
+    modules = {
+        "relu": nn.ReLU,
+        "leaky_relu": nn.LeakyReLU,
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+        "elu": nn.ELU,
+        "gelu": nn.GELU,
+        "silu": nn.SiLU,
+        "identity": nn.Identity,
+    }
+    layers: list[nn.Module] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            linear = nn.Linear(fan_in, fan_out, bias=bias, dtype=torch.float32)
+            if init != "torch":
+                var = {
+                    "he": 2.0 / fan_in,
+                    "xavier": 2.0 / (fan_in + fan_out),
+                    "lecun": 1.0 / fan_in,
+                }[init]
+                with torch.no_grad():
+                    linear.weight.normal_(0.0, var**0.5)
+                    if bias:
+                        linear.bias.zero_()
+            layers.append(linear)
+            if k == len(sizes) - 2:
+                break
+            if norm == "batch":
+                layers.append(nn.BatchNorm1d(fan_out))
+            elif norm == "layer":
+                layers.append(nn.LayerNorm(fan_out))
+            layers.append(modules[activation]())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)

@@ -1,0 +1,178 @@
+"""Training loops and what they record (chapter 5 onward).
+
+:func:`train_classifier` trains a torch classifier with mini-batch SGD or Adam
+and returns a :class:`TrainingHistory`. Training that diverges (a loss that
+becomes NaN or infinite) raises :class:`DivergenceError` instead of silently
+producing NaN weights, unless the caller asks to stop and report it.
+
+Importing this module is cheap; torch is imported when a function needs it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dl_course._checks import (
+    as_float_array,
+    as_labels,
+    check_bool,
+    check_int,
+    check_real,
+    check_seed,
+)
+
+
+class DivergenceError(FloatingPointError):
+    """Raised when a training loss becomes NaN or infinite, or explodes."""
+
+
+#: An epoch loss this many times the loss at initialization counts as divergence.
+DIVERGENCE_FACTOR = 100.0
+
+
+def check_divergence(loss: float, epoch: int, lr: float, initial: float) -> None:
+    """Raise :class:`DivergenceError` if ``loss`` is NaN, infinite or exploding.
+
+    Exploding means more than :data:`DIVERGENCE_FACTOR` times ``initial``, the
+    loss before the first update: a healthy run never gets there.
+    """
+    if not math.isfinite(loss) or loss > DIVERGENCE_FACTOR * initial:
+        raise DivergenceError(
+            f"training diverged in epoch {epoch}: the loss is {loss:.4g} (it was {initial:.4g} "
+            f"at the start); try a smaller learning rate (lr = {lr:g})"
+        )
+
+
+@dataclass
+class TrainingHistory:
+    """Per-epoch record of a training run.
+
+    Attributes
+    ----------
+    train_loss : list of float
+        Mean training loss over the mini-batches of each epoch.
+    train_accuracy : list of float
+        Accuracy on the whole training set after each epoch.
+    val_accuracy : list of float
+        Accuracy on the validation set after each epoch (empty without one).
+    diverged : bool
+        True if the run stopped because the loss diverged (NaN, infinite or exploding).
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    diverged: bool = False
+
+
+def batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Indices of one epoch of shuffled mini-batches (the last one may be smaller)."""
+    order = rng.permutation(n)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _as_tensors(X, y, name: str):
+    import torch
+
+    X = as_float_array(X, f"X{name}", ndim=2)
+    y = as_labels(y, f"y{name}", n=X.shape[0])
+    return torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)
+
+
+def accuracy(model, X, y) -> float:
+    """Fraction of examples whose arg-max logit is the label (model in eval mode, no grad)."""
+    return _accuracy(model, *_as_tensors(X, y, ""))
+
+
+def _accuracy(model, X_t, y_t) -> float:
+    import torch
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        correct = (model(X_t).argmax(dim=1) == y_t).double().mean().item()
+    model.train(was_training)
+    return correct
+
+
+def train_classifier(
+    model,
+    X,
+    y,
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: int = 64,
+    optimizer: str = "sgd",
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    X_val=None,
+    y_val=None,
+    seed: int = 0,
+    allow_divergence: bool = False,
+) -> TrainingHistory:
+    """Train a torch classifier with the cross-entropy loss; returns its history.
+
+    Mini-batches are drawn from a NumPy generator seeded with ``seed``, so runs
+    are reproducible. ``optimizer`` is ``"sgd"`` (with optional ``momentum``) or
+    ``"adam"`` (``torch.optim`` implementations; chapter 6 builds them from
+    scratch). If the loss becomes NaN or infinite, or explodes (see
+    :func:`check_divergence`), raises :class:`DivergenceError`, or, with
+    ``allow_divergence=True``, stops and sets ``history.diverged``.
+    Taught in chapter 5; used throughout the book.
+    """
+    import torch
+
+    X_t, y_t = _as_tensors(X, y, "")
+    has_val = X_val is not None or y_val is not None
+    if (X_val is None) != (y_val is None):
+        raise ValueError("X_val and y_val go together: give both or neither")
+    if has_val:
+        X_v, y_v = _as_tensors(X_val, y_val, "_val")
+    lr = check_real(lr, "lr", low=0.0, low_open=True)
+    epochs = check_int(epochs, "epochs", low=1)
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    momentum = check_real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+    weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
+    allow_divergence = check_bool(allow_divergence, "allow_divergence")
+    rng = np.random.default_rng(check_seed(seed))
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+        )
+    elif optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    else:
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+
+    history = TrainingHistory()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+    with torch.no_grad():
+        initial = loss_fn(model(X_t), y_t).item()
+    for epoch in range(1, epochs + 1):
+        total, count = 0.0, 0
+        for index in batches(len(y_t), batch_size, rng):
+            opt.zero_grad()
+            loss = loss_fn(model(X_t[index]), y_t[index])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(index)
+            count += len(index)
+        mean_loss = total / count
+        try:
+            check_divergence(mean_loss, epoch, lr, initial)
+        except DivergenceError:
+            if not allow_divergence:
+                raise
+            history.train_loss.append(mean_loss)
+            history.diverged = True
+            break
+        history.train_loss.append(mean_loss)
+        history.train_accuracy.append(_accuracy(model, X_t, y_t))
+        if has_val:
+            history.val_accuracy.append(_accuracy(model, X_v, y_v))
+    return history
