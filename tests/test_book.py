@@ -55,7 +55,9 @@ def test_cleaning_keeps_only_checked_text_outputs():
     clean = cleaned(nb)
     assert clean.cells[0].outputs == [] and clean.cells[0].execution_count is None
     assert [o.data for o in clean.cells[1].outputs] == [{"text/plain": "3"}]
-    assert clean.cells[1].execution_count == 2 and clean.cells[1].metadata == {"tags": ["hide-input"]}
+    assert clean.cells[1].execution_count == 2 and clean.cells[1].metadata == {
+        "tags": ["hide-input"]
+    }
     assert clean.metadata == {"kernelspec": {"name": "python3"}}
 
 
@@ -70,14 +72,18 @@ def test_unrun_checked_cell_is_reported(tmp_path):
 
 def test_import_dl_course_is_cheap():
     code = "import sys, dl_course; print(sorted(m for m in ('torch', 'matplotlib', 'sklearn') if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert json.loads(result.stdout.replace("'", '"')) == []
 
 
 def test_site_check_flags_remote_assets_and_heavy_pages(tmp_path):
     (tmp_path / "_static" / "mathjax").mkdir(parents=True)
     (tmp_path / "_static" / "mathjax" / "tex-chtml.js").write_text("")
-    (tmp_path / "good.html").write_text('<script src="_static/x.js"></script><a href="https://a.org">link</a>')
+    (tmp_path / "good.html").write_text(
+        '<script src="_static/x.js"></script><a href="https://a.org">link</a>'
+    )
     assert check_site(tmp_path) == []
     (tmp_path / "bad.html").write_text('<script src="https://cdn.example.com/x.js"></script>')
     (tmp_path / "big.html").write_text("x" * (8 * 1024 * 1024 + 1))

@@ -14,7 +14,9 @@ from dl_course import plotting, widgets
 
 if not chromium_available():
     if os.environ.get("DL_COURSE_REQUIRE_BROWSER") == "1":
-        pytest.fail("Chromium and Playwright are required (DL_COURSE_REQUIRE_BROWSER=1)", pytrace=False)
+        pytest.fail(
+            "Chromium and Playwright are required (DL_COURSE_REQUIRE_BROWSER=1)", pytrace=False
+        )
     pytest.skip("needs Chromium (/usr/bin/chromium) and Playwright", allow_module_level=True)
 
 
