@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SETUP := $(VENV)/.setup-done
 
-.PHONY: setup book test lab bench notebooks clean
+.PHONY: setup book test lab bench exercises notebooks clean
 
 setup: $(SETUP)
 
@@ -34,6 +34,14 @@ lab: setup
 ## Time every chapter and every slider against the budgets.
 bench: setup
 	$(BIN)/python benchmarks/run.py
+
+## Student notebooks and autograders for every assignment, into _build/exercises.
+exercises: setup
+	for master in exercises/*/*.ipynb; do \
+		name=$$(basename $$(dirname $$master)); rm -rf _build/exercises/$$name; \
+		$(BIN)/otter assign $$master _build/exercises/$$name || exit 1; \
+	done
+	@echo "Student notebooks: _build/exercises/*/student; autograders: _build/exercises/*/autograder"
 
 ## Re-execute the chapters and store the outputs of `# NBVAL_CHECK_OUTPUT` cells (after a change).
 notebooks: setup

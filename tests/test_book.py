@@ -13,6 +13,7 @@ from notebooks import CHECK_MARK, cleaned, problems
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+EXERCISES = sorted((ROOT / "exercises").glob("*/*.ipynb"))
 
 
 def toc_files() -> list[str]:
@@ -27,7 +28,7 @@ def test_every_chapter_is_in_the_table_of_contents():
     assert sorted(toc_files()) == sorted(f"chapters/{p.stem}" for p in CHAPTERS)
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CHAPTERS + EXERCISES, ids=lambda p: p.stem)
 def test_notebook_is_clean(path):
     assert problems(path) == []
 
