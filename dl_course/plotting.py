@@ -113,7 +113,8 @@ def scatter_classes(ax, X, y, *, names: tuple[str, str] = ("y = -1", "y = +1"), 
     y = np.asarray(y)
     if y.shape != (X.shape[0],):
         raise ValueError(f"y must have shape ({X.shape[0]},), got {y.shape}")
-    style = {"s": 28, "edgecolors": "white", "linewidths": 0.5, "zorder": 3}
+    defaults = {"s": 28, "edgecolors": "white", "linewidths": 0.5, "zorder": 3}
+    style = cbook.normalize_kwargs(defaults, PathCollection)
     style |= cbook.normalize_kwargs(kwargs, PathCollection)
     negative = y <= 0
     ax.scatter(*X[negative].T, marker="s", color=CLASS_COLORS["negative"], label=names[0], **style)
