@@ -10,6 +10,7 @@ Importing this module is cheap; torch is imported when a function needs it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -72,6 +73,25 @@ def batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarra
     """Indices of one epoch of shuffled mini-batches (the last one may be smaller)."""
     order = rng.permutation(n)
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+#: Below this many multiply-adds per mini-batch (batch size x parameters), torch runs on one
+#: thread: for the book's small models, thread start-up costs more than it saves, and on a
+#: busy 2-core machine two threads can be ten times slower than one.
+SINGLE_THREAD_WORK = 1e7
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int):
+    """Run the block with ``count`` torch threads, then restore the previous setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _as_tensors(X, y, name: str):
@@ -148,6 +168,27 @@ def train_classifier(
     else:
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
 
+    work = batch_size * sum(p.numel() for p in model.parameters())
+    threads = 1 if work < SINGLE_THREAD_WORK else torch.get_num_threads()
+    with _torch_threads(threads):
+        return _train(
+            model,
+            opt,
+            X_t,
+            y_t,
+            (X_v, y_v) if has_val else None,
+            epochs,
+            batch_size,
+            lr,
+            rng,
+            allow_divergence,
+        )
+
+
+def _train(model, opt, X_t, y_t, val, epochs, batch_size, lr, rng, allow_divergence):
+    """The epoch loop of :func:`train_classifier` (inputs already validated)."""
+    import torch
+
     history = TrainingHistory()
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
@@ -173,6 +214,6 @@ def train_classifier(
             break
         history.train_loss.append(mean_loss)
         history.train_accuracy.append(_accuracy(model, X_t, y_t))
-        if has_val:
-            history.val_accuracy.append(_accuracy(model, X_v, y_v))
+        if val is not None:
+            history.val_accuracy.append(_accuracy(model, *val))
     return history

@@ -104,3 +104,21 @@ def test_accuracy_of_a_perfect_model():
     with torch.no_grad():
         model.weight.copy_(torch.eye(2))
     assert accuracy(model, np.array([[1.0, 0.0], [0.0, 1.0]]), [0, 1]) == 1.0
+
+
+def test_small_models_train_on_one_thread_and_the_setting_is_restored(digits):
+    X_train, _, y_train, _ = digits
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen = []
+
+    class Spy(torch.nn.Sequential):
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return super().forward(x)
+
+    model = Spy(*build_mlp((64, 8, 10)))
+    train_classifier(model, X_train[:100], y_train[:100], lr=0.1, epochs=1)
+    assert set(seen) == {1}
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(before)
