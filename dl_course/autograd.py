@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dl_course._checks import as_labels
+from dl_course.losses import _softmax_cross_entropy
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -279,20 +280,7 @@ class Tensor:
         if grad.shape != self.shape:
             raise ValueError(f"grad must have shape {self.shape}, got {grad.shape}")
 
-        order: list[Tensor] = []
-        visited: set[int] = set()
-        stack: list[tuple[Tensor, bool]] = [(self, False)]
-        while stack:  # iterative depth-first search: deep graphs do not hit the recursion limit
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append((node, True))
-            stack.extend((parent, False) for parent in node._parents if id(parent) not in visited)
-
+        order = topological_order(self)
         for node in order:  # intermediate results start from zero on every call
             if node._parents:
                 node.grad = np.zeros_like(node.data)
@@ -301,11 +289,36 @@ class Tensor:
             node._backward()
 
 
+def topological_order(root: Tensor) -> list[Tensor]:
+    """The tensors ``root`` depends on, parents before children, ``root`` last.
+
+    :meth:`Tensor.backward` runs the local backward steps in the reverse of this
+    order, so that a tensor's gradient is complete before it is passed on.
+    Taught in chapter 5.
+    """
+    if not isinstance(root, Tensor):
+        raise TypeError(f"root must be a Tensor, got {type(root).__name__}")
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:  # iterative depth-first search: deep graphs do not hit the recursion limit
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+        elif id(node) not in visited:
+            visited.add(id(node))
+            stack.append((node, True))
+            # reversed, so that the first parent is visited (and listed) first
+            stack.extend((p, False) for p in reversed(node._parents) if id(p) not in visited)
+    return order
+
+
 def cross_entropy(logits: Tensor, labels) -> Tensor:
     """Mean softmax cross-entropy (natural log) of ``logits`` (N, C) against integer ``labels``.
 
     Computed in one stable step (log-sum-exp), with the well-known local gradient
-    ``(softmax(logits) - onehot(labels)) / N``. Taught in chapter 5.
+    ``(softmax(logits) - onehot(labels)) / N``; both come from the same kernel as
+    :func:`dl_course.losses.softmax_cross_entropy` (chapter 4). Taught in chapter 5.
     """
     if not isinstance(logits, Tensor):
         raise TypeError(f"logits must be a Tensor, got {type(logits).__name__}")
@@ -313,14 +326,11 @@ def cross_entropy(logits: Tensor, labels) -> Tensor:
         raise ValueError(f"logits must have shape (N, C), got {logits.shape}")
     n, c = logits.shape
     labels = as_labels(labels, "labels", n=n, allowed=range(c))
-    shifted = logits.data - logits.data.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    out = Tensor(-log_probs[np.arange(n), labels].mean(), (logits,), "cross_entropy")
+    value, grad = _softmax_cross_entropy(logits.data, labels, gradient=True)
+    out = Tensor(value, (logits,), "cross_entropy")
 
     def _backward():
-        probs = np.exp(log_probs)
-        probs[np.arange(n), labels] -= 1.0
-        logits.grad += out.grad * probs / n
+        logits.grad += out.grad * grad
 
     out._backward = _backward
     return out

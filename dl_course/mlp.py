@@ -14,9 +14,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dl_course._checks import as_float_array, as_labels, check_int, check_real, check_seed
+from dl_course._checks import (
+    as_float_array,
+    as_labels,
+    check_bool,
+    check_int,
+    check_real,
+    check_seed,
+)
+from dl_course._threads import limited_threads
 from dl_course.autograd import Tensor, cross_entropy
-from dl_course.training import TrainingHistory, batches, check_divergence
+from dl_course.training import TrainingHistory, batches, record_epoch
 
 #: Activations the engine MLP offers.
 ENGINE_ACTIVATIONS = ("relu", "tanh", "sigmoid")
@@ -108,23 +116,45 @@ def fit(
     epochs: int = 20,
     batch_size: int = 32,
     seed: int = 0,
+    X_val=None,
+    y_val=None,
+    allow_divergence: bool = False,
 ) -> FitResult:
     """Train ``model`` in place with mini-batch SGD on the cross-entropy loss, using the engine.
 
     Each step: forward pass, :func:`dl_course.autograd.cross_entropy`,
     ``loss.backward()``, then ``p.data -= lr * p.grad`` for every parameter.
-    Raises :class:`dl_course.training.DivergenceError` if the loss becomes NaN or
-    infinite or explodes. Taught in chapter 5.
+    The history records the mean training loss and the training accuracy of
+    every epoch, and the accuracy on ``(X_val, y_val)`` if given. If the loss
+    becomes NaN or infinite or explodes, raises
+    :class:`dl_course.training.DivergenceError`, or, with
+    ``allow_divergence=True``, stops and sets ``history.diverged``.
+    Taught in chapter 5.
     """
     if not isinstance(model, MLP):
         raise TypeError(f"model must be an MLP, got {type(model).__name__}")
     X = as_float_array(X, "X", ndim=2)
-    y = as_labels(y, "y", n=X.shape[0], allowed=range(model.sizes[-1]))
+    classes = range(model.sizes[-1])
+    y = as_labels(y, "y", n=X.shape[0], allowed=classes)
+    if (X_val is None) != (y_val is None):
+        raise ValueError("X_val and y_val go together: give both or neither")
+    val = None
+    if X_val is not None:
+        X_val = as_float_array(X_val, "X_val", ndim=2)
+        val = (X_val, as_labels(y_val, "y_val", n=X_val.shape[0], allowed=classes))
     lr = check_real(lr, "lr", low=0.0, low_open=True)
     epochs = check_int(epochs, "epochs", low=1)
     batch_size = check_int(batch_size, "batch_size", low=1)
+    allow_divergence = check_bool(allow_divergence, "allow_divergence")
     rng = np.random.default_rng(check_seed(seed))
     params = model.parameters()
+    with limited_threads(batch_size * sum(p.data.size for p in params)):
+        history = _fit(model, params, X, y, val, lr, epochs, batch_size, rng, allow_divergence)
+    return FitResult(model, history)
+
+
+def _fit(model, params, X, y, val, lr, epochs, batch_size, rng, allow_divergence):
+    """The epoch loop of :func:`fit` (inputs already validated)."""
     history = TrainingHistory()
     initial = float(cross_entropy(model(X), y).data)
     for epoch in range(1, epochs + 1):
@@ -137,10 +167,20 @@ def fit(
             for p in params:
                 p.data -= lr * p.grad
             total += float(loss.data) * len(index)
-        check_divergence(total / len(y), epoch, lr, initial)
-        history.train_loss.append(total / len(y))
-        history.train_accuracy.append(float(np.mean(model.predict(X) == y)))
-    return FitResult(model, history)
+        if not record_epoch(
+            history,
+            epoch=epoch,
+            loss=total / len(y),
+            lr=lr,
+            initial=initial,
+            allow_divergence=allow_divergence,
+            train_accuracy=lambda: float(np.mean(model.predict(X) == y)),
+            val_accuracy=None
+            if val is None
+            else lambda: float(np.mean(model.predict(val[0]) == val[1])),
+        ):
+            break
+    return history
 
 
 # -- PyTorch ----------------------------------------------------------------------------------
@@ -199,8 +239,7 @@ def build_mlp(
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     dropout = check_real(dropout, "dropout", low=0.0, high=1.0, high_open=True)
-    if not isinstance(bias, bool):
-        raise TypeError(f"bias must be True or False, got {bias!r}")
+    bias = check_bool(bias, "bias")
     seed = check_seed(seed)
     modules = {
         "relu": nn.ReLU,

@@ -207,3 +207,52 @@ def plain_log_ticks(ax, axis: str = "both") -> None:
         target = getattr(ax, f"{name}axis")
         target.set_major_formatter(plain)
         target.set_minor_locator(mticker.NullLocator())
+
+
+def tile_images(images, shape: tuple[int, int], *, rows: int = 1, gap: int = 1) -> np.ndarray:
+    """Tile flattened images (n, h * w) into one array, row by row, with NaN gaps between them."""
+    images = as_float_array(images, "images", ndim=2)
+    height, width = (check_int(s, "shape", low=1) for s in shape)
+    if images.shape[1] != height * width:
+        raise ValueError(
+            f"images must have {height * width} columns for shape {shape}, got {images.shape[1]}"
+        )
+    rows = check_int(rows, "rows", low=1)
+    gap = check_int(gap, "gap", low=0)
+    cols = -(-len(images) // rows)
+    out = np.full((rows * (height + gap) - gap, cols * (width + gap) - gap), np.nan)
+    for k, tile in enumerate(images.reshape(-1, height, width)):
+        top, left = (k // cols) * (height + gap), (k % cols) * (width + gap)
+        out[top : top + height, left : left + width] = tile
+    return out
+
+
+def image_grid(
+    ax,
+    images,
+    shape: tuple[int, int],
+    *,
+    rows: int = 1,
+    gap: int = 1,
+    cmap: str = "RdBu_r",
+    symmetric: bool = True,
+    labels=None,
+) -> None:
+    """Draw flattened images (n, h * w) as a grid of tiles in one ``imshow`` (fast in sliders).
+
+    With ``symmetric=True`` (for weights) the colour scale runs from ``-m`` to
+    ``m``, ``m`` the largest magnitude, on a diverging map; otherwise from 0 to
+    the maximum (for pixel intensities). ``labels`` are written above the tiles.
+    """
+    images = as_float_array(images, "images", ndim=2)
+    grid = tile_images(images, shape, rows=rows, gap=gap)
+    top = float(np.abs(images).max()) or 1.0
+    colors = mpl.colormaps[cmap].with_extremes(bad="white")
+    ax.imshow(grid, cmap=colors, vmin=-top if symmetric else 0.0, vmax=top, interpolation="nearest")
+    ax.set_axis_off()
+    height, width = shape
+    cols = -(-len(images) // rows)
+    for k, text in enumerate([] if labels is None else labels):
+        row, col = divmod(k, cols)
+        x = col * (width + gap) + (width - 1) / 2
+        ax.text(x, row * (height + gap) - 0.7, str(text), ha="center", fontsize=8)

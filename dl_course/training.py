@@ -10,8 +10,8 @@ Importing this module is cheap; torch is imported when a function needs it.
 
 from __future__ import annotations
 
-import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +24,7 @@ from dl_course._checks import (
     check_real,
     check_seed,
 )
+from dl_course._threads import limited_threads
 
 
 class DivergenceError(FloatingPointError):
@@ -47,6 +48,38 @@ def check_divergence(loss: float, epoch: int, lr: float, initial: float) -> None
         )
 
 
+def record_epoch(
+    history: TrainingHistory,
+    *,
+    epoch: int,
+    loss: float,
+    lr: float,
+    initial: float,
+    allow_divergence: bool,
+    train_accuracy: Callable[[], float],
+    val_accuracy: Callable[[], float] | None,
+) -> bool:
+    """Check an epoch's mean loss and append it, with the accuracies, to ``history``.
+
+    Returns False when the loss diverged and ``allow_divergence`` is set (the
+    history is marked ``diverged`` and training should stop); raises
+    :class:`DivergenceError` when it diverged otherwise. Shared by the training
+    loops of :mod:`dl_course.training` and :mod:`dl_course.mlp`.
+    """
+    try:
+        check_divergence(loss, epoch, lr, initial)
+    except DivergenceError:
+        if not allow_divergence:
+            raise
+        history.diverged = True
+        return False
+    history.train_loss.append(loss)
+    history.train_accuracy.append(train_accuracy())
+    if val_accuracy is not None:
+        history.val_accuracy.append(val_accuracy())
+    return True
+
+
 @dataclass
 class TrainingHistory:
     """Per-epoch record of a training run.
@@ -60,7 +93,8 @@ class TrainingHistory:
     val_accuracy : list of float
         Accuracy on the validation set after each epoch (empty without one).
     diverged : bool
-        True if the run stopped because the loss diverged (NaN, infinite or exploding).
+        True if the run stopped because the loss diverged (NaN, infinite or
+        exploding); the lists then end with the last epoch before divergence.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -73,25 +107,6 @@ def batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarra
     """Indices of one epoch of shuffled mini-batches (the last one may be smaller)."""
     order = rng.permutation(n)
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
-
-
-#: Below this many multiply-adds per mini-batch (batch size x parameters), torch runs on one
-#: thread: for the book's small models, thread start-up costs more than it saves, and on a
-#: busy 2-core machine two threads can be ten times slower than one.
-SINGLE_THREAD_WORK = 1e7
-
-
-@contextlib.contextmanager
-def _torch_threads(count: int):
-    """Run the block with ``count`` torch threads, then restore the previous setting."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _as_tensors(X, y, name: str):
@@ -168,9 +183,7 @@ def train_classifier(
     else:
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
 
-    work = batch_size * sum(p.numel() for p in model.parameters())
-    threads = 1 if work < SINGLE_THREAD_WORK else torch.get_num_threads()
-    with _torch_threads(threads):
+    with limited_threads(batch_size * sum(p.numel() for p in model.parameters())):
         return _train(
             model,
             opt,
@@ -203,17 +216,15 @@ def _train(model, opt, X_t, y_t, val, epochs, batch_size, lr, rng, allow_diverge
             opt.step()
             total += loss.item() * len(index)
             count += len(index)
-        mean_loss = total / count
-        try:
-            check_divergence(mean_loss, epoch, lr, initial)
-        except DivergenceError:
-            if not allow_divergence:
-                raise
-            history.train_loss.append(mean_loss)
-            history.diverged = True
+        if not record_epoch(
+            history,
+            epoch=epoch,
+            loss=total / count,
+            lr=lr,
+            initial=initial,
+            allow_divergence=allow_divergence,
+            train_accuracy=lambda: _accuracy(model, X_t, y_t),
+            val_accuracy=None if val is None else lambda: _accuracy(model, *val),
+        ):
             break
-        history.train_loss.append(mean_loss)
-        history.train_accuracy.append(_accuracy(model, X_t, y_t))
-        if val is not None:
-            history.val_accuracy.append(_accuracy(model, *val))
     return history

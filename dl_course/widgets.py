@@ -296,14 +296,13 @@ def _live_figure(update: Callable, controls: list[_Control], first_fig):
     out = widgets.Output()
     with out:
         _display(Image(_png(first_fig)))
-    layout = [ax.get_position() for ax in first_fig.axes]
+    layout = _layout(first_fig)
 
     def redraw(_change=None):
         values = {c.name: c.nearest(w.value) for c, w in zip(controls, inputs, strict=True)}
         with out:
             fig = _call(update, values)
-            _freeze_layout(fig, layout)
-            png = _png(fig)
+            png = _png(fig, layout)
             _close(fig)
             out.clear_output(wait=True)
             _display(Image(png))
@@ -347,39 +346,62 @@ def _static_grid(controls: list[_Control], max_frames: int) -> list[list[int]]:
     ]
 
 
-def _freeze_layout(fig, layout: list | None) -> None:
-    """Give ``fig`` the axes positions of the first frame instead of re-running its layout.
+def _layout(fig) -> list:
+    """The axes positions of a drawn figure, to reuse for the next frames."""
+    return [ax.get_position() for ax in fig.axes]
+
+
+def _clipped(fig, renderer) -> bool:
+    """True if some label or tick label of the drawn ``fig`` sticks out of the figure."""
+    tight = fig.get_tightbbox(renderer)  # in inches; cheap after a draw (text is cached)
+    width, height = fig.get_size_inches()
+    slack = 0.01
+    return (
+        tight.x0 < -slack
+        or tight.y0 < -slack
+        or tight.x1 > width + slack
+        or tight.y1 > height + slack
+    )
+
+
+def _rendered(fig, dpi: float, layout: list | None = None):
+    """Draw ``fig`` with the Agg renderer at ``dpi``; return the pixels as a PIL RGB image.
 
     Constrained layout costs more than drawing the figure itself. Frames of one
-    figure share their structure, so the layout of the first frame (``layout``,
-    one box per axes) is reused when the number of axes matches.
+    figure share their structure, so ``layout`` (the axes positions of the first
+    frame, from :func:`_layout`) is reused when the number of axes matches. If a
+    label then sticks out of the figure (wider tick labels, say), the frame is
+    drawn again with its own layout.
     """
-    if layout is not None and len(fig.axes) == len(layout):
-        fig.set_layout_engine("none")
-        for ax, box in zip(fig.axes, layout, strict=True):
-            ax.set_position(box)
-
-
-def _rendered(fig, dpi: float):
-    """Draw ``fig`` with the Agg renderer at ``dpi``; return the pixels as a PIL RGB image."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
     fig.set_dpi(dpi)
     canvas = FigureCanvasAgg(fig)
+    own_layout = fig.get_layout_engine()
+    reuse = layout is not None and len(fig.axes) == len(layout)
+    if reuse:
+        fig.set_layout_engine("none")
+        for ax, box in zip(fig.axes, layout, strict=True):
+            ax.set_position(box)
     canvas.draw()
+    if reuse and _clipped(fig, canvas.get_renderer()):
+        fig.set_layout_engine(own_layout or "constrained")
+        for ax in fig.axes:
+            ax.set_in_layout(True)  # set_position took the axes out of the layout
+        canvas.draw()
     size = canvas.get_width_height(physical=True)
     return Image.frombuffer("RGBA", size, canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
 
 
-def _png(fig) -> bytes:
+def _png(fig, layout: list | None = None) -> bytes:
     """The figure as PNG bytes at its own dpi, as a live slider shows it."""
     buffer = io.BytesIO()
-    _rendered(fig, fig.get_dpi()).save(buffer, format="png", compress_level=1)
+    _rendered(fig, fig.get_dpi(), layout).save(buffer, format="png", compress_level=1)
     return buffer.getvalue()
 
 
-def _encode_png(fig) -> str:
+def _encode_png(fig, layout: list | None = None) -> str:
     """The figure at :data:`FRAME_DPI` as a base64 PNG with a 256-colour palette.
 
     The palette makes frames about 3x smaller than RGB PNGs, with no visible loss
@@ -387,7 +409,7 @@ def _encode_png(fig) -> str:
     """
     from PIL import Image
 
-    image = _rendered(fig, FRAME_DPI).quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+    image = _rendered(fig, FRAME_DPI, layout).quantize(colors=256, method=Image.Quantize.FASTOCTREE)
     buffer = io.BytesIO()
     image.save(buffer, format="png")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -442,7 +464,7 @@ def _static_figure(update: Callable, controls: list[_Control], first_fig):
     grid = _static_grid(controls, max_frames)
     default_key = tuple(c.default_index for c in controls)
     first = _encode_png(first_fig)
-    layout = [ax.get_position() for ax in first_fig.axes]
+    layout = _layout(first_fig)
     frames: list[str] = []
     seen: dict[str, int] = {first: 0}
     frames.append("")  # frame 0 is the <img>'s own source
@@ -452,8 +474,7 @@ def _static_figure(update: Callable, controls: list[_Control], first_fig):
             index.append(0)
             continue
         fig = _call(update, {c.name: c.values[i] for c, i in zip(controls, combo, strict=True)})
-        _freeze_layout(fig, layout)
-        encoded = _encode_png(fig)
+        encoded = _encode_png(fig, layout)
         _close(fig)
         if encoded not in seen:
             seen[encoded] = len(frames)
@@ -495,15 +516,14 @@ def _log_latency(
     picks = np.linspace(0, len(combos) - 1, repeats).round().astype(int)
     first = _call(update, {c.name: c.default for c in controls})
     _png(first)
-    layout = [ax.get_position() for ax in first.axes]
+    layout = _layout(first)
     _close(first)
     timings = []
     for k in picks:
         values = {c.name: c.values[i] for c, i in zip(controls, combos[k], strict=True)}
         start = time.perf_counter()
         fig = _call(update, values)
-        _freeze_layout(fig, layout)
-        _png(fig)
+        _png(fig, layout)
         timings.append(time.perf_counter() - start)
         _close(fig)
     record = {

@@ -47,6 +47,21 @@ def test_fit_reports_divergence():
         fit(MLP((64, 32, 10), seed=0), X_train * 1e3, y_train, lr=1e3, epochs=3)
 
 
+def test_fit_records_validation_accuracy_and_can_stop_on_divergence():
+    X_train, X_test, y_train, y_test = data.load_digits()
+    run = fit(
+        MLP((64, 16, 10), seed=0), X_train, y_train, lr=0.1, epochs=3, X_val=X_test, y_val=y_test
+    )
+    assert len(run.history.val_accuracy) == 3
+    assert run.history.val_accuracy[-1] == np.mean(run.model.predict(X_test) == y_test)
+    blown = fit(
+        MLP((64, 32, 10), seed=0), X_train * 1e3, y_train, lr=1e3, epochs=3, allow_divergence=True
+    )
+    assert blown.history.diverged and blown.history.train_loss == []
+    with pytest.raises(ValueError, match="X_val and y_val go together"):
+        fit(MLP((64, 10)), X_train, y_train, X_val=X_test)
+
+
 def test_layer_outputs_are_hidden_activations_then_logits():
     model = MLP((2, 4, 3, 2), activation="relu", seed=0)
     outputs = model.layer_outputs(np.ones((5, 2)))

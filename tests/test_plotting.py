@@ -110,3 +110,25 @@ def test_bad_input(action, error, match):
     _, ax = plotting.subplots()
     with pytest.raises(error, match=match):
         action(ax)
+
+
+def test_tile_images_places_each_image_with_gaps():
+    images = np.arange(5 * 4, dtype=float).reshape(5, 4)  # five 2x2 images
+    grid = plotting.tile_images(images, (2, 2), rows=2, gap=1)
+    assert grid.shape == (5, 8)  # 2 rows of 3 tiles
+    np.testing.assert_array_equal(grid[:2, 3:5], images[1].reshape(2, 2))
+    np.testing.assert_array_equal(grid[3:5, 3:5], images[4].reshape(2, 2))
+    assert np.isnan(grid[2]).all() and np.isnan(grid[3:5, 6:8]).all()
+    with pytest.raises(ValueError, match="must have 9 columns"):
+        plotting.tile_images(images, (3, 3))
+
+
+def test_image_grid_draws_one_image_with_a_symmetric_scale():
+    _, ax = plotting.subplots()
+    plotting.image_grid(ax, [[-2.0, 1.0, 0.0, 1.0], [0.5, 0.5, 0.5, 0.5]], (2, 2), labels="ab")
+    (image,) = ax.images
+    assert image.get_clim() == (-2.0, 2.0)
+    assert [t.get_text() for t in ax.texts] == ["a", "b"]
+    _, ax = plotting.subplots()
+    plotting.image_grid(ax, [[0.0, 1.0, 0.0, 3.0]], (2, 2), symmetric=False, cmap="Greys")
+    assert ax.images[0].get_clim() == (0.0, 3.0)

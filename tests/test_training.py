@@ -1,4 +1,3 @@
-import math
 
 import numpy as np
 import pytest
@@ -64,7 +63,7 @@ def test_divergence_is_reported(digits):
     history = train_classifier(
         model, X_train * 1e4, y_train, lr=10.0, epochs=5, allow_divergence=True
     )
-    assert history.diverged and not math.isfinite(history.train_loss[-1])
+    assert history.diverged and len(history.train_loss) == len(history.train_accuracy) < 5
 
 
 def test_batches_cover_every_example_once():

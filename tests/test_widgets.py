@@ -196,3 +196,26 @@ def test_figures_are_closed(shown, monkeypatch):
     explore(Recorder(), n=(1, 3, 1))
     assert plt.get_fignums() == []
     assert isinstance(Recorder()(), Figure)
+
+
+def test_reused_layout_falls_back_when_labels_would_be_clipped():
+    def draw(label):
+        fig, ax = plotting.subplots(width=3, height=2)
+        ax.plot([0, 1], [0, 1])
+        ax.set_yticks([0, 1], ["0", label])
+        ax.set_ylabel("value")
+        return fig
+
+    first = draw("1")
+    widgets._png(first)
+    layout = widgets._layout(first)
+    same = draw("2")
+    widgets._png(same, layout)
+    assert (
+        same.get_layout_engine() is None
+        or type(same.get_layout_engine()).__name__ == "PlaceHolderLayoutEngine"
+    )
+    wide = draw("a very, very long tick label")
+    widgets._png(wide, layout)
+    assert type(wide.get_layout_engine()).__name__ == "ConstrainedLayoutEngine"  # re-laid out
+    assert not widgets._clipped(wide, wide.canvas.get_renderer())

@@ -4,9 +4,9 @@ The checks: no remote assets and pages under 8 MB (check_site), then, where
 Chromium is installed, every page opened offline with typeset math and working
 sliders (browser_check).
 
-The execution cache of Jupyter Book keys on a notebook's code only, so a change to
+The caches of Jupyter Book and Sphinx key on the notebooks only, so a change to
 `dl_course` would leave stale outputs. This script fingerprints the package and
-clears the cache whenever the package changed since the last good build.
+starts from an empty `_build` whenever the package changed since the last good build.
 """
 
 from __future__ import annotations
@@ -39,7 +39,10 @@ def main() -> int:
     stamp = BUILD / ".dl_course.sha256"
     digest = package_digest()
     if not stamp.exists() or stamp.read_text() != digest:
-        shutil.rmtree(BUILD / ".jupyter_cache", ignore_errors=True)
+        # Both caches key on the notebooks only: Sphinx would reuse its parsed pages
+        # (.doctrees) and Jupyter Book its executed notebooks (.jupyter_cache).
+        shutil.rmtree(BUILD, ignore_errors=True)
+        BUILD.mkdir()
     env = os.environ | {"DL_COURSE_WIDGETS": "static"}
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     start = time.perf_counter()
