@@ -465,9 +465,8 @@ def _static_figure(update: Callable, controls: list[_Control], first_fig):
     default_key = tuple(c.default_index for c in controls)
     first = _encode_png(first_fig)
     layout = _layout(first_fig)
-    frames: list[str] = []
-    seen: dict[str, int] = {first: 0}
-    frames.append("")  # frame 0 is the <img>'s own source
+    frames = [""]  # frame 0 is the <img>'s own source
+    seen = {first: 0}
     index = []
     for combo in itertools.product(*grid):
         if combo == default_key:
