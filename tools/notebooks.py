@@ -67,6 +67,11 @@ def problems(path: Path) -> list[str]:
             f"(run: python tools/notebooks.py strip {path})"
         )
     for cell in nb.cells:
+        if is_checked(cell) and "glue(" in cell.source:
+            found.append(
+                f"{path}: a {CHECK_MARK} cell calls glue; its hidden output would differ from "
+                "the stored one under nbval: glue in a cell of its own"
+            )
         if is_checked(cell) and not cell.outputs:
             found.append(
                 f"{path}: a {CHECK_MARK} cell has no stored output, so nbval would "
