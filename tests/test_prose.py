@@ -49,6 +49,7 @@ def test_every_glue_role_has_a_glued_value(path):
         "a learning rate of 1.0 left 28 dead units",
         "it made 12 updates before stopping",
         "the ratio lay between 0.3 and\n1.2 on this machine",
+        "```{admonition} A note\n:class: warning\nthe accuracy reached 0.93 here\n```",
     ],
 )
 def test_typed_measurements_are_found(text):
@@ -64,6 +65,7 @@ def test_typed_measurements_are_found(text):
         "the loss `0.5 * (y - t) ** 2` is smooth",
         "see chapter 5 and section 2.3 for the loss",
         "```python\nloss = 0.25\n```",
+        "```\nloss = 0.25\n```",
         "$$\nL = 0.5 \\cdot \\text{loss}\n$$",
         "## Step 2: two steps make a bump",
     ],

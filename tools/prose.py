@@ -13,7 +13,7 @@ after the next change. This module flags candidates:
   or after "factor of" (``loose by a factor of 4``).
 
 Not prose, so never flagged: math (``$...$``, ``$$...$$``, ``\\begin..\\end``),
-code spans and fences, roles and directives (``{glue:text}`...```,
+code spans and code fences, roles and directive markup (``{glue:text}`...```,
 ``{footcite}`...```), link targets, HTML comments. The convention that follows:
 a *setting* chosen by the author (a learning rate, a margin, a score in a worked
 example) is written as math, ``$\\eta = 0.1$``; a *result* is glued.
@@ -46,7 +46,12 @@ WINDOW = 6
 
 _STRIP = [
     re.compile(r"<!--.*?-->", re.S),  # HTML comments
-    re.compile(r"^(```|~~~|:::).*?^\1", re.S | re.M),  # fenced code and directives
+    # fenced code (no info, a language, or a code/math directive); other directives are prose
+    re.compile(
+        r"^(```+|~~~+)[ \t]*(?:[\w+-]*|\{(?:code|code-block|code-cell|math)\}.*)$.*?^\1",
+        re.S | re.M,
+    ),
+    re.compile(r"^(?:```+|:::+)(?:\{[\w:-]+\})?", re.M),  # directive fences: {note}, {prf:proof}
     re.compile(r"\$\$.*?\$\$", re.S),  # display math
     re.compile(r"\\begin\{(\w+\*?)\}.*?\\end\{\1\}", re.S),  # LaTeX environments
     re.compile(r"(?<!\\)\$[^$\n]+?(?<!\\)\$"),  # inline math
