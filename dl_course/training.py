@@ -151,12 +151,21 @@ def train_classifier(
 ) -> TrainingHistory:
     """Train a torch classifier with the cross-entropy loss; returns its history.
 
-    Mini-batches are drawn from a NumPy generator seeded with ``seed``, so runs
-    are reproducible. ``optimizer`` is ``"sgd"`` (with optional ``momentum``) or
-    ``"adam"`` (``torch.optim`` implementations; chapter 6 builds them from
-    scratch). If the loss becomes NaN or infinite, or explodes (see
-    :func:`check_divergence`), raises :class:`DivergenceError`, or, with
-    ``allow_divergence=True``, stops and sets ``history.diverged``.
+    Mini-batches are drawn from a NumPy generator seeded with ``seed``, and
+    torch's global generator (dropout masks, any other randomness in the
+    model's forward pass) is seeded with ``seed`` for the run and restored
+    afterwards, so runs are reproducible and leave the caller's random stream
+    alone. ``optimizer`` is ``"sgd"`` (with optional ``momentum``) or ``"adam"``
+    (``torch.optim`` implementations; chapter 6 builds them from scratch).
+
+    The loss before the first update (the reference for divergence) is
+    evaluated in eval mode, so it neither draws dropout masks nor updates
+    BatchNorm statistics. Training runs in train mode; the model's mode is
+    restored at the end. Labels must be class indices ``0 .. C - 1`` for a
+    model with ``C`` outputs (else ``ValueError``). If the loss becomes NaN or
+    infinite, or explodes (see :func:`check_divergence`), raises
+    :class:`DivergenceError`, or, with ``allow_divergence=True``, stops and sets
+    ``history.diverged``.
     Taught in chapter 5; used throughout the book.
     """
     import torch
@@ -173,7 +182,8 @@ def train_classifier(
     momentum = check_real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
     weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
     allow_divergence = check_bool(allow_divergence, "allow_divergence")
-    rng = np.random.default_rng(check_seed(seed))
+    seed = check_seed(seed)
+    rng = np.random.default_rng(seed)
     if optimizer == "sgd":
         opt = torch.optim.SGD(
             model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
@@ -183,30 +193,64 @@ def train_classifier(
     else:
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
 
-    with limited_threads(batch_size * sum(p.numel() for p in model.parameters())):
-        return _train(
-            model,
-            opt,
-            X_t,
-            y_t,
-            (X_v, y_v) if has_val else None,
-            epochs,
-            batch_size,
-            lr,
-            rng,
-            allow_divergence,
+    was_training = model.training
+    work = batch_size * sum(p.numel() for p in model.parameters())
+    with limited_threads(work), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            labels = {"y": y_t} | ({"y_val": y_v} if has_val else {})
+            initial = _initial_loss(model, X_t, labels)
+            return _train(
+                model,
+                opt,
+                X_t,
+                y_t,
+                (X_v, y_v) if has_val else None,
+                epochs,
+                batch_size,
+                lr,
+                rng,
+                allow_divergence,
+                initial,
+            )
+        finally:
+            model.train(was_training)
+
+
+def _initial_loss(model, X_t, labels: dict) -> float:
+    """The loss on ``X_t`` before training, in eval mode.
+
+    Checks every label array in ``labels`` (by argument name; ``"y"`` is the
+    one of ``X_t``) against the number of outputs of the model.
+    """
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        logits = model(X_t)
+    if logits.ndim != 2 or logits.shape[0] != len(X_t):
+        raise ValueError(
+            f"model must map X of shape (N, d) to logits of shape (N, C); for X of shape "
+            f"{tuple(X_t.shape)} it returned shape {tuple(logits.shape)}"
         )
+    n_classes = logits.shape[1]
+    for name, y in labels.items():
+        bad = y[(y < 0) | (y >= n_classes)]
+        if len(bad):
+            raise ValueError(
+                f"{name} must hold class indices 0 .. {n_classes - 1} (the model has "
+                f"{n_classes} outputs), found {sorted(set(bad.tolist()))[:5]}"
+            )
+    return torch.nn.functional.cross_entropy(logits, labels["y"]).item()
 
 
-def _train(model, opt, X_t, y_t, val, epochs, batch_size, lr, rng, allow_divergence):
+def _train(model, opt, X_t, y_t, val, epochs, batch_size, lr, rng, allow_divergence, initial):
     """The epoch loop of :func:`train_classifier` (inputs already validated)."""
     import torch
 
     history = TrainingHistory()
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
-    with torch.no_grad():
-        initial = loss_fn(model(X_t), y_t).item()
     for epoch in range(1, epochs + 1):
         total, count = 0.0, 0
         for index in batches(len(y_t), batch_size, rng):

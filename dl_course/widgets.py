@@ -94,35 +94,54 @@ class _Control:
 
 def _grid_values(name: str, spec) -> tuple[str, tuple]:
     """Turn a slider spec into its kind and the tuple of values it offers."""
-    if isinstance(spec, LogSlider):
-        values = np.geomspace(spec.low, spec.high, spec.num)
-        return "log", tuple(float(f"{v:.12g}") for v in values)
     if isinstance(spec, list):
         if not spec:
             raise ValueError(f"slider {name!r}: a list of choices must not be empty")
         if len(set(map(repr, spec))) != len(spec):
             raise ValueError(f"slider {name!r}: the choices must be distinct, got {spec}")
         return "choice", tuple(spec)
-    if isinstance(spec, tuple) and len(spec) == 3:
-        low, high, step = spec
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in spec):
-            if step <= 0 or high <= low:
-                raise ValueError(f"slider {name!r}: need low < high and step > 0, got {spec}")
-            return "int", tuple(range(low, high + 1, step))
+    if isinstance(spec, LogSlider):
+        values = np.geomspace(spec.low, spec.high, spec.num)
+        kind = "log"
+    elif isinstance(spec, tuple) and len(spec) == 3:
+        kind, values = _range_values(name, spec)
+    else:
+        raise TypeError(
+            f"slider {name!r} must be a (low, high, step) tuple, a list of choices or a "
+            f"LogSlider, got {spec!r}"
+        )
+    if kind != "int":
+        values = [float(f"{v:.12g}") for v in values]
+    if len(set(values)) < 2 or len(set(values)) != len(values):
+        raise ValueError(
+            f"slider {name!r} must offer at least two values, distinct at 12 significant "
+            f"digits; got {spec!r}"
+        )
+    return kind, tuple(values)
+
+
+def _range_values(name: str, spec: tuple) -> tuple[str, list]:
+    """The values of a ``(low, high, step)`` slider: the step must divide the range."""
+    low, high, step = spec
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in spec):
+        if step <= 0 or high <= low:
+            raise ValueError(f"slider {name!r}: need low < high and step > 0, got {spec}")
+        kind, count = "int", (high - low) / step
+        whole = (high - low) % step == 0
+    else:
         low = check_real(low, f"slider {name!r} low")
         high = check_real(high, f"slider {name!r} high", low=low, low_open=True)
         step = check_real(step, f"slider {name!r} step", low=0.0, low_open=True)
-        count = (high - low) / step
-        if abs(count - round(count)) > 1e-6:
-            raise ValueError(
-                f"slider {name!r}: (high - low) / step must be a whole number, got {count:.6g}"
-            )
-        values = low + step * np.arange(round(count) + 1)
-        return "float", tuple(float(f"{v:.12g}") for v in values)
-    raise TypeError(
-        f"slider {name!r} must be a (low, high, step) tuple, a list of choices or a LogSlider, "
-        f"got {spec!r}"
-    )
+        kind, count = "float", (high - low) / step
+        whole = abs(count - round(count)) <= 1e-6 and round(count) >= 1
+    if not whole:
+        raise ValueError(
+            f"slider {name!r}: (high - low) / step must be a whole number >= 1, so that the "
+            f"slider runs from low to high; got {count:.6g} for {spec}"
+        )
+    if kind == "int":
+        return kind, list(range(low, high + 1, step))
+    return kind, list(low + step * np.arange(round(count) + 1))
 
 
 def _controls(update: Callable, sliders: dict) -> list[_Control]:
@@ -219,7 +238,11 @@ def explore(update: Callable[..., Any], **sliders) -> None:
     with ``DL_COURSE_WIDGETS=static`` (the book build) they are plain HTML and
     JavaScript switching between frames rendered over a grid of the values (at
     most ``DL_COURSE_MAX_FRAMES`` frames, default 60; sliders are thinned evenly,
-    keeping their ends and default, to fit).
+    keeping their ends and default, to fit, and a grid that cannot fit that way
+    is a ``ValueError``).
+
+    A slider must offer at least two values; a ``(low, high, step)`` step must
+    divide ``high - low`` (else ``ValueError``).
 
     Examples
     --------
@@ -316,16 +339,38 @@ def _live_figure(update: Callable, controls: list[_Control], first_fig):
 # -- static mode -----------------------------------------------------------------------------
 
 
+def _kept(control: _Control) -> set[int]:
+    """Indices a thinned slider must keep: both ends and the default."""
+    return {0, len(control.values) - 1, control.default_index}
+
+
 def _thinned(control: _Control, count: int) -> list[int]:
-    """``count`` evenly spread indices into the control's values, ends and default kept."""
-    positions = np.linspace(0, len(control.values) - 1, count).round().astype(int)
-    nearest = int(np.argmin(np.abs(positions - control.default_index)))
-    positions[nearest] = control.default_index
-    return sorted(set(positions.tolist()))
+    """``count`` evenly spread indices into the control's values, ends and default kept.
+
+    ``count`` must be at least ``len(_kept(control))`` (3 when the default is
+    inside the range, 2 when it is an end). The default replaces the interior
+    grid point nearest to it, never an end.
+    """
+    n = len(control.values)
+    if not len(_kept(control)) <= count <= n:
+        raise ValueError(
+            f"slider {control.name!r}: cannot keep its ends and default in {count} of {n} values"
+        )
+    positions = np.linspace(0, n - 1, count).round().astype(int)
+    default = control.default_index
+    if default not in positions:
+        interior = np.arange(1, count - 1)
+        nearest = interior[np.argmin(np.abs(positions[interior] - default))]
+        positions[nearest] = default
+    return sorted(positions.tolist())
 
 
 def _static_grid(controls: list[_Control], max_frames: int) -> list[list[int]]:
-    """Indices of the values each control offers on the static page (product <= max_frames)."""
+    """Indices of the values each control offers on the static page (product <= max_frames).
+
+    The longest slider loses a value until the grid fits; no slider ever loses
+    an end or its default, so a grid that cannot fit that way is an error.
+    """
     choice_frames = math.prod(len(c.values) for c in controls if c.kind == "choice")
     if choice_frames > max_frames:
         raise ValueError(
@@ -333,10 +378,16 @@ def _static_grid(controls: list[_Control], max_frames: int) -> list[list[int]]:
         )
     counts = [len(c.values) for c in controls]
     while math.prod(counts) > max_frames:
-        thinnable = [j for j, c in enumerate(controls) if c.kind != "choice" and counts[j] > 2]
+        thinnable = [
+            j for j, c in enumerate(controls) if c.kind != "choice" and counts[j] > len(_kept(c))
+        ]
         if not thinnable:
+            needed = math.prod(
+                len(c.values) if c.kind == "choice" else len(_kept(c)) for c in controls
+            )
             raise ValueError(
-                f"cannot fit the sliders into {max_frames} frames; raise {MAX_FRAMES_ENV}"
+                f"cannot fit the sliders into {max_frames} frames: keeping every slider's ends "
+                f"and default needs {needed}; raise {MAX_FRAMES_ENV} or use fewer sliders"
             )
         j = max(thinnable, key=lambda k: counts[k])
         counts[j] -= 1
@@ -485,7 +536,9 @@ def _static_figure(update: Callable, controls: list[_Control], first_fig):
         "index": index,
         "frames": frames,
     }
-    payload = json.dumps(data, separators=(",", ":"))
+    # "<" only occurs inside JSON strings, where \u003c means the same: a label such as
+    # "</script>" or "<!--" cannot end or derail the <script> element holding the payload.
+    payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     digest = hashlib.sha1((first + payload).encode()).hexdigest()[:10]
     element_id = f"dlc-{next(_counter)}-{digest}"
     names = ", ".join(c.name for c in controls)

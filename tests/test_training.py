@@ -1,4 +1,3 @@
-
 import numpy as np
 import pytest
 import torch
@@ -96,6 +95,111 @@ def test_train_classifier_rejects_bad_input(kwargs, error, match):
     args = {"lr": 0.1, "epochs": 1} | kwargs
     with pytest.raises(error, match=match):
         train_classifier(model, np.ones((6, 4)), np.zeros(6, dtype=int), **args)
+
+
+def dropout_mlp():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(32, 10)
+    )
+
+
+def full_batch_losses(model, X, y, seed):
+    """Per-epoch losses of a full-batch run: the seed can only matter through torch."""
+    history = train_classifier(model, X, y, lr=0.5, epochs=3, batch_size=len(y), seed=seed)
+    return np.array(history.train_loss)
+
+
+def test_seed_makes_dropout_reproducible_and_leaves_the_global_stream_alone(digits):
+    X_train, _, y_train, _ = digits
+    X, y = X_train[:200], y_train[:200]
+    models = [dropout_mlp() for _ in range(3)]  # three identical models
+    torch.manual_seed(123)  # the caller's stream must not matter ...
+    first = full_batch_losses(models[0], X, y, seed=1)
+    torch.manual_seed(456)
+    state = torch.get_rng_state()
+    second = full_batch_losses(models[1], X, y, seed=1)
+    assert torch.equal(torch.get_rng_state(), state)  # ... and is left as it was
+    np.testing.assert_array_equal(first, second)
+    other = full_batch_losses(models[2], X, y, seed=2)
+    assert np.max(np.abs(other - first)) > 1e-3  # other dropout masks
+    # without dropout a full-batch run ignores the seed (up to summation order)
+    plain = [full_batch_losses(build_mlp((64, 32, 10)), X, y, seed=s) for s in (1, 2)]
+    np.testing.assert_allclose(plain[0], plain[1], rtol=1e-5)
+
+
+def batchnorm_mlp():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(), torch.nn.Linear(16, 10)
+    )
+
+
+def test_initial_loss_leaves_batchnorm_statistics_alone(digits):
+    X_train, _, y_train, _ = digits
+    X, y = X_train[:100], y_train[:100]
+    model = batchnorm_mlp()
+    bn = model[1]
+    seen = []  # (training mode, batches tracked so far) at every BatchNorm call
+    bn.register_forward_pre_hook(
+        lambda module, _: seen.append((module.training, int(module.num_batches_tracked)))
+    )
+    train_classifier(model, X, y, lr=0.1, epochs=2, batch_size=32, seed=0)
+    assert seen[0] == (False, 0)  # the initial loss: eval mode
+    assert seen[1] == (True, 0)  # the first update starts from untouched statistics
+    assert int(bn.num_batches_tracked) == 2 * 4  # one per mini-batch, none more
+    # the divergence test compares with the eval-mode loss of the untrained model
+    fresh = batchnorm_mlp().eval()
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy(
+            fresh(torch.as_tensor(X, dtype=torch.float32)), torch.as_tensor(y)
+        ).item()
+    with pytest.raises(DivergenceError, match=f"it was {expected:.4g} at the start"):
+        train_classifier(batchnorm_mlp(), X, y, lr=1e4, epochs=5, batch_size=32)
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_the_models_mode_is_restored(digits, mode):
+    X_train, _, y_train, _ = digits
+    model = torch.nn.Sequential(torch.nn.Linear(64, 10), torch.nn.Dropout(0.1))
+    model.train(mode)
+    train_classifier(model, X_train[:64], y_train[:64], lr=0.1, epochs=1)
+    assert model.training is mode and model[1].training is mode
+    model.train(mode)
+    with pytest.raises(ValueError):
+        train_classifier(model, X_train[:64], y_train[:64] + 10, lr=0.1, epochs=1)
+    assert model.training is mode
+
+
+@pytest.mark.parametrize(
+    "labels, val_labels, match",
+    [
+        (
+            [0, 1, 2, 3, 4, 10],
+            None,
+            r"y must hold class indices 0 \.\. 9 \(the model has 10 outputs\), found \[10\]",
+        ),
+        ([0, -1, 2, 3, 4, 5], None, r"y must hold class indices 0 \.\. 9 .*found \[-1\]"),
+        (
+            [0, 1, 2, 3, 4, 5],
+            [0, 12, 11],
+            r"y_val must hold class indices 0 \.\. 9 .*found \[11, 12\]",
+        ),
+    ],
+)
+def test_labels_must_be_class_indices_of_the_model(labels, val_labels, match):
+    model = build_mlp((4, 10))
+    before = [p.detach().clone() for p in model.parameters()]
+    val = {} if val_labels is None else {"X_val": np.ones((3, 4)), "y_val": val_labels}
+    with pytest.raises(ValueError, match=match):
+        train_classifier(model, np.ones((6, 4)), labels, lr=0.1, epochs=1, **val)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_the_model_must_return_one_row_of_logits_per_example():
+    flat = torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.Flatten(0))  # shape (N,)
+    with pytest.raises(ValueError, match="logits of shape \\(N, C\\).*returned shape \\(6,\\)"):
+        train_classifier(flat, np.ones((6, 4)), np.zeros(6, dtype=int), lr=0.1, epochs=1)
 
 
 def test_accuracy_of_a_perfect_model():

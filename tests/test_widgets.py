@@ -1,10 +1,11 @@
+import itertools
 import json
 import re
+from html.parser import HTMLParser
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 
 from dl_course import plotting, widgets
 from dl_course.widgets import LogSlider, explore
@@ -39,6 +40,63 @@ def shown(monkeypatch):
 def static_payload(html):
     match = re.search(r'<script type="application/json" class="dlc-data">(.*?)</script>', html)
     return json.loads(match.group(1))
+
+
+def label(value):
+    """How a control labels a value: 4 significant digits for floats."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class Page(HTMLParser):
+    """The start tags (with attributes) and the text inside each kind of element."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.text, self._open = [], {}, []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._open.append(tag)
+        self.text.setdefault(tag, []).append("")
+
+    def handle_endtag(self, tag):
+        if self._open and self._open[-1] == tag:
+            self._open.pop()
+
+    def handle_data(self, data):
+        if self._open:
+            self.text[self._open[-1]][-1] += data
+
+
+def check_round_trip(html, update, calls):
+    """Check the page's payload against the calls ``update`` received, grid point by grid point.
+
+    ``calls[0]`` holds the defaults (the first frame, the <img>'s own source) and
+    ``calls[1:]`` the other grid points in the order of the flat index. Every
+    grid point must show the frame that ``update`` draws for its values.
+    """
+    data = static_payload(html)
+    shape, index, frames = data["shape"], data["index"], data["frames"]
+    assert [len(labels) for labels in data["labels"]] == shape
+    assert len(index) == int(np.prod(shape))
+    assert all(0 <= k < len(frames) for k in index)  # every index points at a frame
+    assert frames[0] == "" and all(frames[1:]) and sorted(set(index)) == list(range(len(frames)))
+    first = re.search(r'<img src="data:image/png;base64,([^"]+)"', html).group(1)
+    names = list(calls[0])
+    reference = update(**calls[0])
+    assert widgets._encode_png(reference) == first
+    layout = widgets._layout(reference)
+    rest = iter(calls[1:])
+    for flat, combo in enumerate(itertools.product(*(range(n) for n in shape))):
+        labels = [data["labels"][j][i] for j, i in enumerate(combo)]
+        values = calls[0] if labels == [label(calls[0][n]) for n in names] else next(rest)
+        assert labels == [label(values[n]) for n in names]
+        shown = frames[index[flat]] or first
+        expected = first if values is calls[0] else widgets._encode_png(update(**values), layout)
+        assert shown == expected, f"grid point {labels} shows the wrong frame"
+        plt.close("all")
+    assert next(rest, None) is None
+    return data
 
 
 def test_static_mode_renders_one_frame_per_grid_point(shown, monkeypatch):
@@ -79,19 +137,100 @@ def test_static_mode_thins_sliders_to_the_frame_budget(shown, monkeypatch):
     monkeypatch.setenv(widgets.MAX_FRAMES_ENV, "10")
     seen = []
 
-    def update(lr=0.01, depth=2):
-        seen.append((lr, depth))
-        fig, _ = plotting.subplots(width=2, height=2)
+    def update(lr=0.01, depth=2):  # every value draws a different title
+        seen.append({"lr": lr, "depth": depth})
+        fig, ax = plotting.subplots(width=2, height=2)
+        ax.set_title(f"{lr:.4g} {depth}")
         return fig
 
     explore(update, lr=LogSlider(1e-3, 1.0, 16), depth=(1, 4, 1))
-    data = static_payload(shown[0].data)
-    assert np.prod(data["shape"]) <= 10
-    labels = data["labels"][0]
-    assert (
-        labels[0] == "0.001" and labels[-1] == "1" and "0.01" in labels
-    )  # ends and default survive
-    assert data["index"][labels.index("0.01") * data["shape"][1] + 1] == 0  # the default frame
+    calls = list(seen)
+    data = check_round_trip(shown[0].data, update, calls)
+    assert data["shape"] == [3, 3]
+    assert data["labels"] == [["0.001", "0.01", "1"], ["1", "2", "4"]]  # ends and default
+    assert data["index"][1 * 3 + 1] == 0  # the default combination shows the <img>'s frame
+
+
+def test_a_grid_that_cannot_keep_ends_and_default_is_refused(shown, monkeypatch):
+    monkeypatch.setenv(widgets.MODE_ENV, "static")
+
+    def update(a=2, b=0):
+        return plotting.subplots(width=2, height=2)[0]
+
+    monkeypatch.setenv(widgets.MAX_FRAMES_ENV, "2")  # an interior default needs 3 values
+    with pytest.raises(ValueError, match="ends and default needs 3; raise DL_COURSE_MAX_FRAMES"):
+        explore(update, a=(0, 4, 1))
+    monkeypatch.setenv(widgets.MAX_FRAMES_ENV, "8")
+    with pytest.raises(ValueError, match="needs 9"):
+        explore(update, a=(0, 4, 1), b=(-1, 1, 1))
+    assert shown == []
+    monkeypatch.setenv(widgets.MAX_FRAMES_ENV, "2")  # a default at an end: the two ends
+    explore(update, b=(0, 4, 1))
+    assert static_payload(shown[0].data)["labels"] == [["0", "4"]]
+
+
+def test_thinning_keeps_ends_and_default_for_every_count():
+    for n in range(2, 14):
+        for default in range(n):
+            control = widgets._Control("x", "int", tuple(range(n)), default)
+            smallest = len({0, n - 1, default})
+            for count in range(smallest, n + 1):
+                kept = widgets._thinned(control, count)
+                assert len(set(kept)) == count == len(kept) and kept == sorted(kept)
+                assert {0, n - 1, default} <= set(kept)
+            with pytest.raises(ValueError, match="cannot keep its ends and default"):
+                widgets._thinned(control, smallest - 1)
+
+
+def test_static_html_of_a_three_value_slider_round_trips(shown, monkeypatch):
+    monkeypatch.setenv(widgets.MODE_ENV, "static")
+    seen = []
+
+    def update(n=2):
+        seen.append({"n": n})
+        fig, ax = plotting.subplots(width=3, height=2)
+        ax.plot(range(n), "o-")
+        ax.set_title(f"n = {n}")
+        return fig
+
+    explore(update, n=(1, 3, 1))
+    html = shown[0].data
+    data = check_round_trip(html, update, list(seen))
+    assert data["shape"] == [3] and data["labels"] == [["1", "2", "3"]]
+    assert data["index"] == [1, 0, 2] and len(set(data["frames"])) == 3  # one frame per value
+    page = Page()
+    page.feed(html)
+    (slider,) = [a for tag, a in page.tags if tag == "input"]
+    assert (slider["type"], slider["min"], slider["max"], slider["value"]) == (
+        "range",
+        "0",
+        "2",
+        "1",
+    )
+    assert page.text["output"] == ["2"]  # the default's label
+    assert [json.loads(text) for text in page.text["script"][:1]] == [data]
+
+
+def test_labels_cannot_break_out_of_the_script_element(shown, monkeypatch):
+    monkeypatch.setenv(widgets.MODE_ENV, "static")
+    choices = ["plain", "a</script><b>bold</b>", "<!--<script>", "x</SCRIPT >y"]
+
+    def update(kind="plain"):
+        fig, ax = plotting.subplots(width=2, height=2)
+        ax.set_title(kind)
+        return fig
+
+    explore(update, kind=choices)
+    html = shown[0].data
+    page = Page()
+    page.feed(html)
+    scripts = page.text["script"]
+    assert len(scripts) == 2 and "<" not in scripts[0]  # nothing a parser could take for a tag
+    assert json.loads(scripts[0])["labels"] == [choices]
+    assert "function show()" in scripts[1]
+    assert [t for t, _ in page.tags].count("b") == 0  # no label became markup
+    options = page.text["option"]
+    assert options == choices  # the dropdown shows them as text
 
 
 def test_live_mode_wires_controls_to_update(shown, monkeypatch):
@@ -149,9 +288,17 @@ def test_bench_log_records_latency(shown, monkeypatch, tmp_path):
         ({"a": []}, ValueError, "must not be empty"),
         ({"a": [1, 1]}, ValueError, "must be distinct"),
         ({"a": LogSlider(0.1, 10, 2)}, ValueError, "is not one of"),
+        ({"a": (0, 10, 3)}, ValueError, "whole number >= 1.*got 3.33333 for \\(0, 10, 3\\)"),
+        ({"a": (0, 1, 5)}, ValueError, "whole number >= 1.*got 0.2"),
+        ({"a": (0.0, 1.0, 5.0)}, ValueError, "whole number >= 1.*got 0.2"),
+        ({"a": (0.0, 1e-7, 1.0)}, ValueError, "whole number >= 1.*got 1e-07"),
+        ({"a": LogSlider(1.0, 1.0 + 1e-13, 3)}, ValueError, "at least two values, distinct"),
     ],
 )
-def test_bad_sliders_are_rejected(shown, sliders, error, match):
+@pytest.mark.parametrize("mode", ["live", "static"])
+def test_bad_sliders_are_rejected(shown, monkeypatch, mode, sliders, error, match):
+    monkeypatch.setenv(widgets.MODE_ENV, mode)
+
     def update(a=1):
         return plt.figure()
 
@@ -195,7 +342,6 @@ def test_figures_are_closed(shown, monkeypatch):
     plt.close("all")
     explore(Recorder(), n=(1, 3, 1))
     assert plt.get_fignums() == []
-    assert isinstance(Recorder()(), Figure)
 
 
 def test_reused_layout_falls_back_when_labels_would_be_clipped():

@@ -1,17 +1,22 @@
 """Build the website: execute the chapters (cached), build strictly, then check the result.
 
-The checks: no remote assets and pages under 8 MB (check_site), then, where
-Chromium is installed, every page opened offline with typeset math and working
-sliders (browser_check).
+The checks: no remote assets, pages under 8 MB, no ipywidgets, and every
+`explore(...)` of a chapter a static figure with its frames (check_site), then,
+where Chromium is installed, every page opened offline with typeset math and
+working sliders (browser_check).
 
 The caches of Jupyter Book and Sphinx key on the notebooks only, so a change to
-`dl_course` would leave stale outputs. This script fingerprints the package and
-starts from an empty `_build` whenever the package changed since the last good build.
+`dl_course`, or to the widget mode the notebooks ran in, would leave stale outputs.
+This script stamps each good build with a fingerprint of the package and the widget
+mode, and starts from an empty `_build` whenever either changed since, or when the
+execution cache holds ipywidgets outputs (a plain `jupyter-book build` without
+`DL_COURSE_WIDGETS=static` fills it with sliders that are dead on the website).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +29,9 @@ from check_site import check_site
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
+#: The widget mode the book's notebooks run in (static figures with their frames).
+WIDGET_MODE = "static"
+_LIVE_WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def package_digest() -> str:
@@ -35,15 +43,29 @@ def package_digest() -> str:
     return digest.hexdigest()
 
 
+def build_stamp() -> str:
+    """What the cached outputs depend on beyond the notebooks: the package and the widget mode."""
+    return json.dumps({"dl_course": package_digest(), "widgets": WIDGET_MODE}, sort_keys=True)
+
+
+def cache_has_live_widgets(build: Path = BUILD) -> bool:
+    """True if an executed notebook in Jupyter Book's cache shows ipywidgets."""
+    executed = build / ".jupyter_cache" / "executed"
+    return any(
+        _LIVE_WIDGET in path.read_text(encoding="utf-8", errors="replace")
+        for path in executed.rglob("*.ipynb")
+    )
+
+
 def main() -> int:
-    stamp = BUILD / ".dl_course.sha256"
-    digest = package_digest()
-    if not stamp.exists() or stamp.read_text() != digest:
+    stamp = BUILD / ".dl_course.stamp"
+    expected = build_stamp()
+    if not stamp.exists() or stamp.read_text() != expected or cache_has_live_widgets():
         # Both caches key on the notebooks only: Sphinx would reuse its parsed pages
         # (.doctrees) and Jupyter Book its executed notebooks (.jupyter_cache).
         shutil.rmtree(BUILD, ignore_errors=True)
         BUILD.mkdir()
-    env = os.environ | {"DL_COURSE_WIDGETS": "static"}
+    env = os.environ | {"DL_COURSE_WIDGETS": WIDGET_MODE}
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     start = time.perf_counter()
     result = subprocess.run(
@@ -52,8 +74,8 @@ def main() -> int:
     if result.returncode != 0:
         print("The book build failed: see the warnings and errors above.", file=sys.stderr)
         return result.returncode
-    stamp.write_text(digest)
-    problems = check_site(BUILD / "html")
+    stamp.write_text(expected)
+    problems = check_site(BUILD / "html", ROOT)
     if chromium_available():
         found, summary = check_pages(BUILD / "html")
         problems += found
