@@ -1,14 +1,16 @@
 """A reverse-mode automatic-differentiation engine on NumPy arrays (chapter 5).
 
 It reads like micrograd: one value class, :class:`Tensor`. Every operation
-creates a new tensor that remembers its parents and a small closure,
-``_backward``, that adds the operation's local vector-Jacobian product to the
-parents' ``.grad``. :meth:`Tensor.backward` sorts the graph topologically and
+creates a new tensor that remembers its parents (:attr:`Tensor.parents`), the
+name of the operation (:attr:`Tensor.op`) and a small closure, ``_backward``,
+that adds the operation's local vector-Jacobian product to the parents'
+``.grad``. :meth:`Tensor.backward` sorts the graph topologically and
 runs those closures from the output back to the inputs, which is the chain rule
 applied in reverse topological order.
 
 Unlike micrograd, values are arrays with NumPy broadcasting: when an operand was
-broadcast in the forward pass, its gradient is summed back to its own shape.
+broadcast in the forward pass, its gradient is summed back to its own shape
+(:func:`unbroadcast`).
 
 >>> x = Tensor([1.0, 2.0, 3.0])
 >>> loss = (x * x).sum()
@@ -25,11 +27,28 @@ from collections.abc import Callable
 import numpy as np
 
 from dl_course._checks import as_labels
-from dl_course.losses import _softmax_cross_entropy
+from dl_course.losses import softmax_cross_entropy_with_grad
 
 
-def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``."""
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``.
+
+    When NumPy broadcast an operand of shape ``shape`` in the forward pass, each
+    of its entries was copied and every copy contributed to the output, so its
+    gradient is the sum of the copies' gradients. Raises ``ValueError`` if
+    ``shape`` does not broadcast to ``grad.shape``. Taught in chapter 5.
+
+    Examples
+    --------
+    >>> unbroadcast(np.ones((4, 3)), (3,))  # a bias added to 4 rows
+    array([4., 4., 4.])
+    """
+    if not isinstance(shape, tuple):
+        raise TypeError(f"shape must be a tuple of ints, got {type(shape).__name__}")
+    grad = np.asarray(grad)
+    trailing = zip(shape[::-1], grad.shape[::-1], strict=False)  # zip stops at the shorter
+    if len(shape) > grad.ndim or any(s not in (1, g) for s, g in trailing):
+        raise ValueError(f"shape {shape} does not broadcast to the gradient's shape {grad.shape}")
     while grad.ndim > len(shape):
         grad = grad.sum(axis=0)
     for axis, size in enumerate(shape):
@@ -82,6 +101,23 @@ class Tensor:
     def ndim(self) -> int:
         return self.data.ndim
 
+    @property
+    def op(self) -> str:
+        """The operation that produced this tensor: ``"+"``, ``"@"``, ``"relu"``, ...
+
+        ``""`` for a leaf: an input, a parameter or a constant. Read-only.
+        """
+        return self._op
+
+    @property
+    def parents(self) -> tuple[Tensor, ...]:
+        """The tensors this one was computed from, in operand order; ``()`` for a leaf.
+
+        Together with :attr:`op` this is the computational graph that
+        :meth:`backward` runs through. Read-only. Taught in chapter 5.
+        """
+        return self._parents
+
     def __repr__(self) -> str:
         op = f", op={self._op!r}" if self._op else ""
         return f"Tensor({np.array2string(self.data, precision=4, threshold=8)}{op})"
@@ -106,8 +142,8 @@ class Tensor:
         out = Tensor(self.data + other.data, (self, other), "+")
 
         def _backward():
-            self.grad += _unbroadcast(out.grad, self.shape)
-            other.grad += _unbroadcast(out.grad, other.shape)
+            self.grad += unbroadcast(out.grad, self.shape)
+            other.grad += unbroadcast(out.grad, other.shape)
 
         out._backward = _backward
         return out
@@ -117,8 +153,8 @@ class Tensor:
         out = Tensor(self.data * other.data, (self, other), "*")
 
         def _backward():
-            self.grad += _unbroadcast(out.grad * other.data, self.shape)
-            other.grad += _unbroadcast(out.grad * self.data, other.shape)
+            self.grad += unbroadcast(out.grad * other.data, self.shape)
+            other.grad += unbroadcast(out.grad * self.data, other.shape)
 
         out._backward = _backward
         return out
@@ -154,8 +190,8 @@ class Tensor:
                 grad_a = grad_a.squeeze(-2)
             if b.ndim == 1:
                 grad_b = grad_b.squeeze(-1)
-            self.grad += _unbroadcast(grad_a, self.shape)
-            other.grad += _unbroadcast(grad_b, other.shape)
+            self.grad += unbroadcast(grad_a, self.shape)
+            other.grad += unbroadcast(grad_b, other.shape)
 
         out._backward = _backward
         return out
@@ -317,8 +353,8 @@ def cross_entropy(logits: Tensor, labels) -> Tensor:
     """Mean softmax cross-entropy (natural log) of ``logits`` (N, C) against integer ``labels``.
 
     Computed in one stable step (log-sum-exp), with the well-known local gradient
-    ``(softmax(logits) - onehot(labels)) / N``; both come from the same kernel as
-    :func:`dl_course.losses.softmax_cross_entropy` (chapter 4). Taught in chapter 5.
+    ``(softmax(logits) - onehot(labels)) / N``; both come from
+    :func:`dl_course.losses.softmax_cross_entropy_with_grad` (chapter 4). Taught in chapter 5.
     """
     if not isinstance(logits, Tensor):
         raise TypeError(f"logits must be a Tensor, got {type(logits).__name__}")
@@ -326,7 +362,7 @@ def cross_entropy(logits: Tensor, labels) -> Tensor:
         raise ValueError(f"logits must have shape (N, C), got {logits.shape}")
     n, c = logits.shape
     labels = as_labels(labels, "labels", n=n, allowed=range(c))
-    value, grad = _softmax_cross_entropy(logits.data, labels, gradient=True)
+    value, grad = softmax_cross_entropy_with_grad(logits.data, labels)
     out = Tensor(value, (logits,), "cross_entropy")
 
     def _backward():

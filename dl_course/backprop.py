@@ -6,7 +6,9 @@
 - :func:`sigmoid_network_gradients` computes the gradient of a two-layer sigmoid
   network with squared-error loss by the hand-derived "delta" formulas, in plain
   NumPy, so that the engine can be checked against the textbook derivation.
-- :func:`time_forward_backward` measures what a forward and a backward pass cost.
+- :func:`time_forward_backward` measures what a forward and a backward pass cost;
+  :func:`matmul_multiplications` and :class:`CallCounter` count it, which,
+  unlike a timing, does not depend on how busy the machine is.
 - :func:`graph_nodes` lists the computational graph behind a tensor, in
   topological order, for printing and drawing.
 """
@@ -297,6 +299,90 @@ def _time_passes(loss_fn: Callable[[], Tensor], repeats: int, warmup: int) -> Pa
     return PassTimes(forward, backward)
 
 
+# -- counting instead of timing ----------------------------------------------------------------
+
+
+class CallCounter:
+    """A function that counts its calls, e.g. the forward passes a gradient estimate makes.
+
+    >>> f = CallCounter(lambda v: float(v @ v))
+    >>> _ = numerical_gradient(f, [1.0, 2.0, 3.0])
+    >>> f.calls  # two per entry
+    6
+
+    Taught in chapter 5.
+    """
+
+    def __init__(self, fn: Callable):
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+        self.fn = fn
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class MatmulCount:
+    """Scalar multiplications in the matrix products of one forward and one backward pass."""
+
+    forward: int
+    backward: int
+
+
+def _as_matrices(a: tuple[int, ...], b: tuple[int, ...]):
+    """The shapes of ``a @ b`` with vectors read as a row (left) or column (right), as np.matmul."""
+    a = (1, *a) if len(a) == 1 else a
+    b = (*b, 1) if len(b) == 1 else b
+    return a, b
+
+
+def _product_cost(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """Multiplications of a (batched) matrix product of shapes (..., m, k) and (..., k, n)."""
+    batch = np.broadcast_shapes(a[:-2], b[:-2])
+    return int(np.prod(batch, dtype=np.int64)) * a[-2] * a[-1] * b[-1]
+
+
+def matmul_multiplications(root: Tensor) -> MatmulCount:
+    """Count the multiplications of every matrix product (``@``) in the graph behind ``root``.
+
+    A product ``C = A @ B`` of an (m, k) and a (k, n) matrix takes ``m k n``
+    multiplications. Its backward step computes the two vector-Jacobian
+    products ``grad_C @ B.T`` and ``A.T @ grad_C``, each counted from its own
+    operand shapes. Elementwise operations are not counted: in a dense network
+    the matrix products dominate. Counts do not depend on the machine, so unlike
+    timings they can be asserted.
+
+    Parameters
+    ----------
+    root : Tensor
+        The output of the graph, e.g. a loss.
+
+    Returns
+    -------
+    MatmulCount
+        ``forward`` and ``backward`` totals. Taught in chapter 5.
+
+    Examples
+    --------
+    >>> from dl_course.autograd import Tensor
+    >>> matmul_multiplications((Tensor(np.ones((2, 3))) @ Tensor(np.ones((3, 4)))).sum())
+    MatmulCount(forward=24, backward=48)
+    """
+    forward = backward = 0
+    for node in topological_order(root):
+        if node.op != "@":
+            continue
+        a, b = _as_matrices(*(p.shape for p in node.parents))
+        out = (*np.broadcast_shapes(a[:-2], b[:-2]), a[-2], b[-1])
+        forward += _product_cost(a, b)
+        backward += _product_cost(out, b[:-2] + (b[-1], b[-2]))  # grad_C @ B.T
+        backward += _product_cost(a[:-2] + (a[-1], a[-2]), out)  # A.T @ grad_C
+    return MatmulCount(forward, backward)
+
+
 # -- the graph ---------------------------------------------------------------------------------
 
 
@@ -320,6 +406,6 @@ def graph_nodes(root: Tensor) -> list[GraphNode]:
     order = topological_order(root)
     position = {id(t): k for k, t in enumerate(order)}
     return [
-        GraphNode(k, t, t._op, tuple(position[id(p)] for p in t._parents))
+        GraphNode(k, t, t.op, tuple(position[id(p)] for p in t.parents))
         for k, t in enumerate(order)
     ]

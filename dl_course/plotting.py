@@ -256,3 +256,105 @@ def image_grid(
         row, col = divmod(k, cols)
         x = col * (width + gap) + (width - 1) / 2
         ax.text(x, row * (height + gap) - 0.7, str(text), ha="center", fontsize=8)
+
+
+def _check_parents(parents) -> list[tuple[int, ...]]:
+    """``parents`` as a list of int tuples, each index below its node's (topological order)."""
+    if isinstance(parents, str) or not hasattr(parents, "__len__") or len(parents) == 0:
+        raise ValueError("parents must be a non-empty list with one sequence of indices per node")
+    checked = []
+    for k, row in enumerate(parents):
+        if isinstance(row, str) or not hasattr(row, "__iter__"):
+            raise TypeError(f"parents[{k}] must be a sequence of node indices, got {row!r}")
+        row = tuple(row)
+        if not all(isinstance(p, int | np.integer) and 0 <= p < k for p in row):
+            raise ValueError(
+                f"parents[{k}] must hold indices of earlier nodes (0 to {k - 1}: nodes in "
+                f"topological order), got {row}"
+            )
+        checked.append(tuple(int(p) for p in row))
+    return checked
+
+
+def graph_layout(parents) -> np.ndarray:
+    """Positions ``(n, 2)`` that draw a directed acyclic graph from left to right.
+
+    ``parents[k]`` lists the nodes with an arrow into node ``k``; every index
+    is smaller than ``k``, so the nodes come in topological order. Each node is
+    placed as far right as its children allow: nodes without children in the
+    last column, every other node one column left of its leftmost child. The
+    nodes of a column are stacked top to bottom in their given order, centred
+    on ``y = 0``, one unit apart. Column ``c`` is at ``x = c``.
+    """
+    parents = _check_parents(parents)
+    n = len(parents)
+    steps = [0] * n  # the longest path from a node to a node without children
+    for k in reversed(range(n)):
+        for p in parents[k]:
+            steps[p] = max(steps[p], steps[k] + 1)
+    last = max(steps)
+    columns: dict[int, list[int]] = {}
+    for k in range(n):
+        columns.setdefault(last - steps[k], []).append(k)
+    where = np.empty((n, 2))
+    for column, members in columns.items():
+        for row, k in enumerate(members):
+            where[k] = (column, (len(members) - 1) / 2 - row)
+    return where
+
+
+def draw_graph(ax, parents, labels, *, notes=None, colors=None, fontsize: float = 10) -> np.ndarray:
+    """Draw a directed acyclic graph: one labelled box per node, arrows from parents to children.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw; its axis lines are switched off.
+    parents : sequence of sequences of int
+        ``parents[k]`` are the nodes with an arrow into node ``k``, all ``< k``
+        (topological order); a repeated parent draws one arrow.
+    labels : sequence of str
+        The text in each node's box.
+    notes : sequence of str, optional
+        Small text under each box, e.g. the values attached to the node.
+    colors : sequence of str, optional
+        Box colours (names of :data:`PALETTE` or any matplotlib colour). By
+        default nodes without parents are blue, nodes without children orange,
+        the others grey.
+    fontsize : float
+        Size of the labels; notes are drawn at 0.7 times that.
+
+    Returns
+    -------
+    ndarray
+        The node positions ``(n, 2)`` of :func:`graph_layout`. Used in chapter 5
+        to draw computational graphs.
+    """
+    where = graph_layout(parents)
+    parents = _check_parents(parents)
+    n = len(parents)
+    texts = {"labels": labels, "notes": notes, "colors": colors}
+    for name, value in texts.items():
+        if value is not None and (isinstance(value, str) or len(value) != n):
+            raise ValueError(f"{name} must have one entry per node ({n}), got {value!r}")
+    if colors is None:
+        has_children = {p for row in parents for p in row}
+        colors = [
+            "blue" if not parents[k] else "grey" if k in has_children else "orange"
+            for k in range(n)
+        ]
+    arrow = {"arrowstyle": "->", "color": "grey", "shrinkA": 17, "shrinkB": 17, "lw": 1}
+    for k, row in enumerate(parents):
+        for p in sorted(set(row)):
+            ax.annotate("", xy=where[k], xytext=where[p], arrowprops=arrow)
+    for k, (x, y) in enumerate(where):
+        color = PALETTE.get(colors[k], colors[k])
+        box = {"boxstyle": "round", "fc": color, "alpha": 0.25, "ec": color}
+        ax.text(x, y, str(labels[k]), ha="center", va="center", bbox=box, fontsize=fontsize)
+        if notes is not None:
+            ax.text(x, y - 0.3, str(notes[k]), ha="center", va="top", fontsize=0.7 * fontsize)
+    below = 0.9 if notes is not None else 0.5
+    ax.set(xlim=(-0.6, where[:, 0].max() + 0.6))
+    ax.set(ylim=(where[:, 1].min() - below, where[:, 1].max() + 0.3))
+    ax.axis("off")
+    return where

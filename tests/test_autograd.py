@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from dl_course.autograd import Tensor, cross_entropy
+from dl_course.autograd import Tensor, cross_entropy, topological_order, unbroadcast
 
 rng = np.random.default_rng(0)
 
@@ -112,6 +112,41 @@ def test_finite_differences_agree():
         step[index] = eps
         numeric[index] = (f(Tensor(x0 + step)).data - f(Tensor(x0 - step)).data) / (2 * eps)
     np.testing.assert_allclose(x.grad, numeric, rtol=1e-7, atol=1e-9)
+
+
+def test_graph_is_public_and_read_only():
+    W, x = Tensor(np.ones((2, 3))), Tensor(np.ones(3))
+    h = (W @ x).relu()
+    assert h.op == "relu" and h.parents[0].op == "@"
+    assert h.parents[0].parents == (W, x) and W.parents == () and W.op == ""
+    assert topological_order(h) == [W, x, h.parents[0], h]
+    with pytest.raises(AttributeError):
+        h.op = "tanh"
+    with pytest.raises(AttributeError):
+        h.parents = ()
+    assert repr(h).endswith("op='relu')")
+
+
+@pytest.mark.parametrize(
+    "grad_shape, shape",
+    [((4, 3), (3,)), ((4, 3), (4, 1)), ((2, 4, 3), (1, 3)), ((2, 3), ()), ((3,), (3,))],
+)
+def test_unbroadcast_inverts_numpy_broadcasting(grad_shape, shape):
+    grad = rng.normal(size=grad_shape)
+    summed = unbroadcast(grad, shape)
+    assert summed.shape == shape
+    # the adjoint of broadcasting: <broadcast(v), grad> = <v, unbroadcast(grad)>
+    v = rng.normal(size=shape)
+    assert np.sum(np.broadcast_to(v, grad_shape) * grad) == pytest.approx(np.sum(v * summed))
+
+
+def test_unbroadcast_rejects_shapes_that_do_not_broadcast():
+    with pytest.raises(ValueError, match="does not broadcast"):
+        unbroadcast(np.ones((4, 3)), (2,))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        unbroadcast(np.ones(3), (1, 3))
+    with pytest.raises(TypeError, match="shape must be a tuple"):
+        unbroadcast(np.ones(3), 3)
 
 
 def test_reused_values_accumulate_and_zero_grad_resets():

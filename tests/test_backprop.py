@@ -4,8 +4,11 @@ import torch
 
 from dl_course.autograd import Tensor, cross_entropy
 from dl_course.backprop import (
+    CallCounter,
+    MatmulCount,
     gradient_check,
     graph_nodes,
+    matmul_multiplications,
     numerical_gradient,
     relative_error,
     sigmoid_network_gradients,
@@ -107,7 +110,7 @@ def test_gradient_check_agrees_on_a_small_network_and_restores_parameters():
     for p, value, grad in zip(model.parameters(), before, check.analytic, strict=True):
         np.testing.assert_array_equal(p.data, value)
         np.testing.assert_array_equal(p.grad, grad)
-    assert [g.shape for g in check.numeric] == [(4, 5), (5,), (5, 3), (3,)]
+    assert [g.shape for g in check.numeric] == [p.shape for p in model.parameters()]
 
 
 def test_gradient_check_catches_a_wrong_derivative():
@@ -258,6 +261,53 @@ def test_time_forward_backward_rejects_bad_input():
         time_forward_backward(lambda: Tensor([1.0, 2.0]), repeats=1)
     with pytest.raises(ValueError, match="threads must be >= 1"):
         time_forward_backward(lambda: Tensor(1.0), threads=0)
+
+
+# -- counting ----------------------------------------------------------------------------------
+
+
+def test_call_counter_counts_the_forward_passes_of_a_gradient_check():
+    model, loss_fn = small_network()
+    counted = CallCounter(loss_fn)
+    gradient_check(counted, model.parameters())
+    P = sum(p.data.size for p in model.parameters())
+    assert counted.calls == 2 * P + 1  # two per entry, plus one for backward
+    with pytest.raises(TypeError, match="fn must be callable"):
+        CallCounter(3)
+
+
+@pytest.mark.parametrize(
+    "a, b, expected",  # m k n multiplications, a vector counting as one row or column
+    [
+        ((3, 4), (4, 2), 24),
+        ((4,), (4, 2), 8),
+        ((3, 4), (4,), 12),
+        ((4,), (4,), 4),
+        ((2, 3, 4), (4, 5), 120),
+    ],
+)
+def test_matmul_multiplications_match_torch_flop_counter(a, b, expected):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    A, B = rng.normal(size=a), rng.normal(size=b)
+    counts = matmul_multiplications((Tensor(A) @ Tensor(B)).sum())
+    assert counts == MatmulCount(forward=expected, backward=2 * expected)
+    if len(a) > 1 and len(b) > 1:  # torch's counter skips products with a vector
+        tA, tB = (torch.tensor(M, requires_grad=True) for M in (A, B))
+        with FlopCounterMode(display=False) as forward:
+            out = (tA @ tB).sum()
+        with FlopCounterMode(display=False) as backward:
+            out.backward()
+        # torch counts a multiply-add as 2 FLOPs
+        assert counts.forward == forward.get_total_flops() // 2
+        assert counts.backward == backward.get_total_flops() // 2
+
+
+def test_matmul_multiplications_of_an_mlp():
+    model, loss_fn = small_network()
+    counts = matmul_multiplications(loss_fn())
+    assert counts == MatmulCount(forward=6 * (4 * 5 + 5 * 3), backward=2 * 6 * (4 * 5 + 5 * 3))
+    assert matmul_multiplications(Tensor(2.0) * Tensor(3.0)) == MatmulCount(0, 0)
 
 
 # -- graph_nodes -------------------------------------------------------------------------------

@@ -132,3 +132,53 @@ def test_image_grid_draws_one_image_with_a_symmetric_scale():
     _, ax = plotting.subplots()
     plotting.image_grid(ax, [[0.0, 1.0, 0.0, 3.0]], (2, 2), symmetric=False, cmap="Greys")
     assert ax.images[0].get_clim() == (0.0, 3.0)
+
+
+# -- graphs ------------------------------------------------------------------------------------
+
+DIAMOND = [(), (0,), (0,), (1, 2), ()]  # 0 -> 1, 2 -> 3; node 4 stands alone
+
+
+def test_graph_layout_puts_children_right_of_parents():
+    where = plotting.graph_layout(DIAMOND)
+    assert where.shape == (5, 2)
+    for child, row in enumerate(DIAMOND):
+        assert all(where[p, 0] < where[child, 0] for p in row)
+    np.testing.assert_array_equal(where[:, 0], [0, 1, 1, 2, 2])  # as late as children allow
+    assert where[1, 1] == 0.5 and where[2, 1] == -0.5  # a column is centred, in order
+    chain = plotting.graph_layout([(), (0,), (1,)])
+    np.testing.assert_array_equal(chain, [[0, 0], [1, 0], [2, 0]])
+
+
+def test_draw_graph_draws_boxes_notes_and_one_arrow_per_edge():
+    _, ax = plotting.subplots()
+    parents = [(), (0, 0), (1,)]  # a repeated parent (x * x) is one arrow
+    where = plotting.draw_graph(ax, parents, ["x", "x*x", "y"], notes=["1", "2", "3"])
+    arrows = [t for t in ax.texts if isinstance(t, mpl.text.Annotation)]
+    boxes = [t for t in ax.texts if t.get_bbox_patch() is not None]
+    assert len(arrows) == 2
+    assert [t.get_text() for t in boxes] == ["x", "x*x", "y"]
+    assert {"1", "2", "3"} <= {t.get_text() for t in ax.texts}
+    edges = [mpl.colors.to_hex(b.get_bbox_patch().get_edgecolor()) for b in boxes]
+    assert edges == [plotting.PALETTE[c].lower() for c in ("blue", "grey", "orange")]
+    assert not ax.axison and ax.get_xlim()[0] < where[:, 0].min()
+    _, ax = plotting.subplots()
+    plotting.draw_graph(ax, parents, ["a", "b", "c"], colors=["red"] * 3)
+    boxes = [t for t in ax.texts if t.get_bbox_patch() is not None]
+    assert mpl.colors.to_hex(boxes[0].get_bbox_patch().get_edgecolor()) == "#d55e00"
+
+
+@pytest.mark.parametrize(
+    "parents, labels, error, match",
+    [
+        ([], [], ValueError, "non-empty list"),
+        ([(), (1,)], ["a", "b"], ValueError, "indices of earlier nodes"),
+        ([(), (-1,)], ["a", "b"], ValueError, "indices of earlier nodes"),
+        ([(), 0], ["a", "b"], TypeError, "parents\\[1\\] must be a sequence"),
+        ([(), (0,)], ["a"], ValueError, "labels must have one entry per node"),
+    ],
+)
+def test_draw_graph_rejects_bad_input(parents, labels, error, match):
+    _, ax = plotting.subplots()
+    with pytest.raises(error, match=match):
+        plotting.draw_graph(ax, parents, labels)
