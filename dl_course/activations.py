@@ -14,6 +14,7 @@ name                      value                                       derivative
 ``elu``                   ``x`` if ``x > 0`` else ``alpha (e^x - 1)``  ``alpha``
 ``gelu``                  ``x * Phi(x)``, ``Phi`` the normal CDF      0.5
 ``silu`` (swish)          ``x * sigmoid(x)``                          0.5
+``identity``              ``x`` (no activation)                       1
 ========================  ==========================================  ==============
 
 At a kink (``x = 0`` for the piecewise-linear functions) the derivative is
@@ -23,7 +24,12 @@ taken from the negative side, as PyTorch's autograd does. In particular
 exactly zero the choice rarely matters.
 
 :data:`ACTIVATIONS` collects the element-wise activations as :class:`Activation`
-records (function, derivative and properties); :func:`get` looks one up by name.
+records (function, derivative, properties, and where else they run); :func:`get`
+looks one up by name. It is the book's one list of activations: :func:`names`
+gives the names a backend offers (``"numpy"``, ``"engine"`` for
+:mod:`dl_course.autograd`, ``"torch"`` for :func:`dl_course.mlp.build_mlp`), and
+:func:`check_name` validates an ``activation`` argument against it. The registry
+also holds ``identity`` (no activation, chapter 2's linear collapse).
 :func:`maxout` is not element-wise: it takes the maximum of several affine
 functions of a vector. :func:`gradient_flow` measures how the gradient shrinks
 or grows on its way back through a deep random network.
@@ -255,6 +261,19 @@ def silu_derivative(x) -> np.ndarray:
     return value + x * slope
 
 
+def identity(x) -> np.ndarray:
+    """``f(x) = x``: no activation, so the layer stays affine (chapter 2's linear collapse).
+
+    Returns a new array. Taught in chapters 2 and 3.
+    """
+    return np.array(_input(x), copy=True)
+
+
+def identity_derivative(x) -> np.ndarray:
+    """1 everywhere. Taught in chapters 2 and 3."""
+    return np.ones_like(_input(x))
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -276,6 +295,12 @@ class Activation:
     dying : bool
         True if the derivative is *exactly* zero on a whole interval (ReLU's
         negative half), so that a unit stuck there receives no gradient at all.
+    engine : bool
+        True if :class:`dl_course.autograd.Tensor` has a method of this name, so
+        that the engine :class:`dl_course.mlp.MLP` offers it.
+    torch_module : str or None
+        The ``torch.nn`` module class with the same function and defaults (used by
+        :func:`dl_course.mlp.build_mlp`), or None if the torch builder does not offer it.
     """
 
     name: str
@@ -284,23 +309,49 @@ class Activation:
     derivative_at_zero: float
     saturation: str
     dying: bool
+    engine: bool = False
+    torch_module: str | None = None
 
     def __call__(self, x) -> np.ndarray:
         return self.function(x)
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        """The entries of :data:`BACKENDS` that offer this activation (always ``"numpy"``)."""
+        offered = {"numpy": True, "engine": self.engine, "torch": self.torch_module is not None}
+        return tuple(b for b in BACKENDS if offered[b])
 
 
 #: PReLU's slope in the registry: PyTorch's initial value for the learned ``alpha``.
 PRELU_INIT = 0.25
 
+#: Where an activation can run: this module's NumPy functions (every entry), the engine
+#: MLP on :mod:`dl_course.autograd` (``"engine"``), and :func:`dl_course.mlp.build_mlp`
+#: (``"torch"``).
+BACKENDS = ("numpy", "engine", "torch")
+
 #: The element-wise activations of chapter 3, with default hyperparameters
-#: (leaky ReLU ``alpha = 0.01``, PReLU ``alpha = 0.25``, ELU ``alpha = 1``, exact GELU).
+#: (leaky ReLU ``alpha = 0.01``, PReLU ``alpha = 0.25``, ELU ``alpha = 1``, exact GELU),
+#: and ``identity`` (no activation). The one list of activations in the book.
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("sigmoid", sigmoid, sigmoid_derivative, 0.25, "saturating", False),
-        Activation("tanh", tanh, tanh_derivative, 1.0, "saturating", False),
-        Activation("relu", relu, relu_derivative, 0.0, "half-saturating", True),
-        Activation("leaky_relu", leaky_relu, leaky_relu_derivative, 0.01, "non-saturating", False),
+        Activation(
+            "sigmoid", sigmoid, sigmoid_derivative, 0.25, "saturating", False,
+            engine=True, torch_module="Sigmoid",
+        ),
+        Activation(
+            "tanh", tanh, tanh_derivative, 1.0, "saturating", False,
+            engine=True, torch_module="Tanh",
+        ),
+        Activation(
+            "relu", relu, relu_derivative, 0.0, "half-saturating", True,
+            engine=True, torch_module="ReLU",
+        ),
+        Activation(
+            "leaky_relu", leaky_relu, leaky_relu_derivative, 0.01, "non-saturating", False,
+            torch_module="LeakyReLU",
+        ),
         Activation(
             "prelu",
             partial(prelu, alpha=PRELU_INIT),
@@ -309,11 +360,21 @@ ACTIVATIONS: dict[str, Activation] = {
             "non-saturating",
             False,
         ),
-        Activation("elu", elu, elu_derivative, 1.0, "half-saturating", False),
-        Activation("gelu", gelu, gelu_derivative, 0.5, "half-saturating", False),
-        Activation("silu", silu, silu_derivative, 0.5, "half-saturating", False),
+        Activation(
+            "elu", elu, elu_derivative, 1.0, "half-saturating", False, torch_module="ELU"
+        ),
+        Activation(
+            "gelu", gelu, gelu_derivative, 0.5, "half-saturating", False, torch_module="GELU"
+        ),
+        Activation(
+            "silu", silu, silu_derivative, 0.5, "half-saturating", False, torch_module="SiLU"
+        ),
+        Activation(
+            "identity", identity, identity_derivative, 1.0, "non-saturating", False,
+            torch_module="Identity",
+        ),
     )
-}
+}  # fmt: skip
 
 _ALIASES = {"swish": "silu"}
 
@@ -331,6 +392,53 @@ def get(name: str) -> Activation:
         valid = ", ".join(sorted([*ACTIVATIONS, *_ALIASES]))
         raise ValueError(f"unknown activation {name!r}; valid names are: {valid}")
     return ACTIVATIONS[key]
+
+
+def _backend(backend) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
+def names(backend: str = "numpy") -> tuple[str, ...]:
+    """The names of the activations that ``backend`` offers, in the order of :data:`ACTIVATIONS`.
+
+    Parameters
+    ----------
+    backend : {"numpy", "engine", "torch"}
+        ``"numpy"``: every entry of the registry; ``"engine"``: those the engine
+        :class:`dl_course.mlp.MLP` runs; ``"torch"``: those :func:`dl_course.mlp.build_mlp`
+        offers.
+
+    Examples
+    --------
+    >>> names("engine")
+    ('sigmoid', 'tanh', 'relu')
+
+    Taught in chapter 3.
+    """
+    backend = _backend(backend)
+    return tuple(name for name, act in ACTIVATIONS.items() if backend in act.backends)
+
+
+def check_name(activation, backend: str = "numpy", argname: str = "activation") -> str:
+    """Return ``activation`` if ``backend`` offers it, else raise ``ValueError`` listing what does.
+
+    The exact name is required (no aliases, no other case), so that a model records
+    the name it was built with. Used by :mod:`dl_course.expressivity` and
+    :mod:`dl_course.mlp` to validate their ``activation`` arguments.
+
+    Examples
+    --------
+    >>> check_name("gelu", "engine")
+    Traceback (most recent call last):
+        ...
+    ValueError: activation must be one of ('sigmoid', 'tanh', 'relu'), got 'gelu'
+    """
+    allowed = names(backend)
+    if not isinstance(activation, str) or activation not in allowed:
+        raise ValueError(f"{argname} must be one of {allowed}, got {activation!r}")
+    return activation
 
 
 # --------------------------------------------------------------------------- maxout

@@ -27,25 +27,22 @@ import numpy as np
 from dl_course import activations
 from dl_course._checks import as_float_array, check_int, check_real
 
-#: Activations that :func:`forward` and :func:`layer_jacobian` accept.
-ACTIVATIONS = ("identity", "relu", "sigmoid", "tanh")
+#: Activations that :func:`forward` and :func:`layer_jacobian` accept: every entry of
+#: the registry :data:`dl_course.activations.ACTIVATIONS`, ``identity`` included.
+ACTIVATIONS = activations.names("numpy")
 
 
 def _activate(z: np.ndarray, activation: str) -> np.ndarray:
-    return z if activation == "identity" else activations.get(activation).function(z)
+    return activations.get(activation).function(z)
 
 
 def _derivative(z: np.ndarray, activation: str) -> np.ndarray:
     """sigma'(z); ReLU's derivative at 0 is taken to be 0, as in PyTorch (chapter 3)."""
-    return (
-        np.ones_like(z) if activation == "identity" else activations.get(activation).derivative(z)
-    )
+    return activations.get(activation).derivative(z)
 
 
 def _check_activation(activation) -> str:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    return activation
+    return activations.check_name(activation, "numpy")
 
 
 # -- linear collapse --------------------------------------------------------------------------
@@ -125,7 +122,8 @@ def forward(weights, biases, X, activation: str = "relu") -> np.ndarray:
         As in :func:`collapse_affine`.
     X : array of shape (n, n_0)
         Inputs, one per row.
-    activation : {"identity", "relu", "sigmoid", "tanh"}
+    activation : str
+        One of :data:`ACTIVATIONS` (the names of :mod:`dl_course.activations`).
 
     Returns
     -------
@@ -406,7 +404,8 @@ def layer_jacobian(W, b, x, activation: str = "relu") -> np.ndarray:
     b : array of shape (m,)
     x : array of shape (d,) or (n, d)
         One input, or one per row.
-    activation : {"identity", "relu", "sigmoid", "tanh"}
+    activation : str
+        One of :data:`ACTIVATIONS` (the names of :mod:`dl_course.activations`).
 
     Returns
     -------

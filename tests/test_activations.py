@@ -1,4 +1,6 @@
 import math
+import subprocess
+import sys
 import warnings
 
 import mpmath
@@ -26,6 +28,7 @@ TORCH = {
     "elu": lambda t: F.elu(t, 1.0),
     "gelu": F.gelu,
     "silu": F.silu,
+    "identity": lambda t: t * 1.0,
 }
 
 
@@ -203,6 +206,58 @@ def test_scalar_and_nd_inputs_keep_their_shape():
     assert A.relu(3.0).shape == ()
     assert A.sigmoid([[0.0, 1.0], [2.0, 3.0]]).shape == (2, 2)
     assert A.gelu_derivative(np.zeros((2, 3, 4))).shape == (2, 3, 4)
+
+
+def test_names_per_backend_come_from_the_registry():
+    assert A.names() == tuple(A.ACTIVATIONS) == A.names("numpy")
+    assert A.names("engine") == ("sigmoid", "tanh", "relu")
+    assert set(A.names("torch")) == set(A.ACTIVATIONS) - {"prelu"}
+    for name, act in A.ACTIVATIONS.items():
+        assert act.backends[0] == "numpy"
+        assert ("engine" in act.backends) == act.engine == (name in A.names("engine"))
+        assert ("torch" in act.backends) == (act.torch_module is not None)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        A.names("jax")
+
+
+def test_check_name_lists_what_the_backend_allows():
+    assert A.check_name("gelu") == "gelu"
+    assert A.check_name("identity", "torch") == "identity"
+    with pytest.raises(
+        ValueError, match=r"activation must be one of \('sigmoid', 'tanh', 'relu'\)"
+    ):
+        A.check_name("gelu", "engine")
+    with pytest.raises(ValueError, match="act must be one of .*got 'swish'"):
+        A.check_name("swish", argname="act")  # aliases are for get() only
+    with pytest.raises(ValueError, match="got 3"):
+        A.check_name(3)
+
+
+@pytest.mark.parametrize("name", A.names("engine"))
+def test_engine_entries_are_autograd_methods_with_the_same_values_and_derivatives(name):
+    from dl_course.autograd import Tensor
+
+    t = Tensor(GRID.copy())
+    out = getattr(t, name)()
+    out.sum().backward()
+    np.testing.assert_allclose(out.data, A.get(name).function(GRID), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(t.grad, A.get(name).derivative(GRID), rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", A.names("torch"))
+def test_torch_modules_match_the_registry_defaults(name):
+    module = getattr(torch.nn, A.get(name).torch_module)()
+    value, grad = torch_value_and_grad(module, GRID)
+    np.testing.assert_allclose(value, A.get(name).function(GRID), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(grad, A.get(name).derivative(GRID), rtol=1e-10, atol=1e-15)
+
+
+def test_import_is_free_of_torch_matplotlib_and_sklearn():
+    heavy = ("torch", "matplotlib", "sklearn")
+    code = f"import sys, dl_course.activations; print([m for m in {heavy} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 def test_get_accepts_aliases_and_lists_valid_names():

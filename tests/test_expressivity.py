@@ -118,7 +118,7 @@ def test_forward_rejects_bad_input():
     with pytest.raises(ValueError, match="X must have 3 columns"):
         forward(weights, biases, np.ones((4, 2)))
     with pytest.raises(ValueError, match="activation must be one of"):
-        forward(weights, biases, np.ones((4, 3)), activation="gelu")
+        forward(weights, biases, np.ones((4, 3)), activation="softplus")
     with pytest.raises(ValueError, match="X must be 2-D"):
         forward(weights, biases, np.ones(3))
 
@@ -359,9 +359,18 @@ def test_collapsed_constant_layer_has_rank_zero():
 def test_layer_jacobian_matches_torch(activation):
     rng = np.random.default_rng(1)
     W, b = rng.normal(size=(4, 3)), rng.normal(size=4)
-    act = {"identity": lambda z: z, "relu": torch.relu, "sigmoid": torch.sigmoid}.get(
-        activation, torch.tanh
-    )
+    F = torch.nn.functional
+    act = {
+        "identity": lambda z: z,
+        "relu": torch.relu,
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+        "leaky_relu": F.leaky_relu,
+        "prelu": lambda z: F.prelu(z, torch.tensor([0.25], dtype=torch.float64)),
+        "elu": F.elu,
+        "gelu": F.gelu,
+        "silu": F.silu,
+    }[activation]
     for x in rng.normal(size=(5, 3)):
         reference = torch.autograd.functional.jacobian(
             lambda v: act(torch.from_numpy(W) @ v + torch.from_numpy(b)), torch.from_numpy(x)
