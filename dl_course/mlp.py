@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dl_course import activations, initialization
 from dl_course._checks import (
     as_float_array,
     as_labels,
@@ -26,8 +27,8 @@ from dl_course._threads import limited_threads
 from dl_course.autograd import Tensor, cross_entropy
 from dl_course.training import TrainingHistory, batches, record_epoch
 
-#: Activations the engine MLP offers.
-ENGINE_ACTIVATIONS = ("relu", "tanh", "sigmoid")
+#: Activations the engine MLP offers (the ``"engine"`` entries of dl_course.activations).
+ENGINE_ACTIVATIONS = activations.names("engine")
 
 
 def _check_sizes(sizes) -> list[int]:
@@ -39,31 +40,44 @@ def _check_sizes(sizes) -> list[int]:
 
 
 class MLP:
-    """A fully connected network ``x -> act(x W1 + b1) -> ... -> x WL + bL`` on the engine.
+    """A fully connected network ``x -> act(W1 x + b1) -> ... -> WL h + bL`` on the engine.
 
     Parameters
     ----------
     sizes : sequence of int
         Layer widths, input first and output last, e.g. ``(64, 32, 10)``.
-    activation : {"relu", "tanh", "sigmoid"}
-        Nonlinearity between layers (none after the last layer: it outputs logits).
+    activation : str
+        One of :data:`ENGINE_ACTIVATIONS`: the nonlinearity between layers (none
+        after the last layer: it outputs logits).
     seed : int
         Seed of the weight initialization: He (std sqrt(2 / fan_in)) for ReLU and
         Xavier (std sqrt(2 / (fan_in + fan_out))) otherwise; biases start at zero.
 
-    Rows of the input are examples. Taught in chapters 2 and 5.
+    Attributes
+    ----------
+    weights : list of Tensor
+        ``weights[l]`` has shape ``(sizes[l + 1], sizes[l])``, (out, in) as in
+        ``torch.nn.Linear.weight`` and in the math of chapter 2 (``z = W a + b``):
+        row ``i`` holds the weights into unit ``i``.
+    biases : list of Tensor
+        ``biases[l]`` has shape ``(sizes[l + 1],)``.
+
+    Rows of the input are examples, so a layer computes ``X @ W.T + b``, exactly
+    what ``torch.nn.Linear`` computes with the same ``weight`` and ``bias``.
+    Taught in chapters 2 and 5.
     """
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", seed: int = 0):
         self.sizes = _check_sizes(sizes)
-        if activation not in ENGINE_ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ENGINE_ACTIVATIONS}, got {activation!r}")
-        self.activation = activation
+        self.activation = activations.check_name(activation, "engine")
         rng = np.random.default_rng(check_seed(seed))
         self.weights, self.biases = [], []
         for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:], strict=True):
             var = 2.0 / fan_in if activation == "relu" else 2.0 / (fan_in + fan_out)
-            self.weights.append(Tensor(rng.normal(0.0, np.sqrt(var), size=(fan_in, fan_out))))
+            # drawn in (in, out) order and stored transposed, so that a seed gives the
+            # same network as before the switch to the (out, in) layout
+            draw = rng.normal(0.0, np.sqrt(var), size=(fan_in, fan_out))
+            self.weights.append(Tensor(np.ascontiguousarray(draw.T)))
             self.biases.append(Tensor(np.zeros(fan_out)))
 
     def parameters(self) -> list[Tensor]:
@@ -84,7 +98,7 @@ class MLP:
         outputs = []
         last = len(self.weights) - 1
         for k, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = h @ W + b
+            h = h @ W.T + b
             if k < last:
                 h = getattr(h, self.activation)()
             outputs.append(h)
@@ -185,8 +199,8 @@ def _fit(model, params, X, y, val, lr, epochs, batch_size, rng, allow_divergence
 
 # -- PyTorch ----------------------------------------------------------------------------------
 
-#: Activations :func:`build_mlp` offers, by name.
-TORCH_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "elu", "gelu", "silu", "identity")
+#: Activations :func:`build_mlp` offers (the ``"torch"`` entries of dl_course.activations).
+TORCH_ACTIVATIONS = activations.names("torch")
 #: Weight initializations :func:`build_mlp` offers (biases start at zero except with "torch").
 INITS = ("he", "xavier", "lecun", "torch")
 NORMS = (None, "batch", "layer")
@@ -213,7 +227,8 @@ def build_mlp(
     init : {"he", "xavier", "lecun", "torch"}
         Weight initialization: normal with variance 2 / fan_in (He), 2 / (fan_in +
         fan_out) (Xavier / Glorot), 1 / fan_in (LeCun), or PyTorch's default
-        ``nn.Linear`` init (uniform, variance 1 / (3 fan_in), which is not He).
+        ``nn.Linear`` init (uniform, variance 1 / (3 fan_in), which is not He), as
+        :func:`dl_course.initialization.scheme_variance` gives them (chapter 9).
     norm : {None, "batch", "layer"}
         Normalization after each hidden linear layer.
     dropout : float
@@ -232,8 +247,8 @@ def build_mlp(
     from torch import nn
 
     sizes = _check_sizes(sizes)
-    if activation not in TORCH_ACTIVATIONS:
-        raise ValueError(f"activation must be one of {TORCH_ACTIVATIONS}, got {activation!r}")
+    activation = activations.check_name(activation, "torch")
+    module = getattr(nn, activations.get(activation).torch_module)
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     if norm not in NORMS:
@@ -241,30 +256,15 @@ def build_mlp(
     dropout = check_real(dropout, "dropout", low=0.0, high=1.0, high_open=True)
     bias = check_bool(bias, "bias")
     seed = check_seed(seed)
-    modules = {
-        "relu": nn.ReLU,
-        "leaky_relu": nn.LeakyReLU,
-        "tanh": nn.Tanh,
-        "sigmoid": nn.Sigmoid,
-        "elu": nn.ELU,
-        "gelu": nn.GELU,
-        "silu": nn.SiLU,
-        "identity": nn.Identity,
-    }
     layers: list[nn.Module] = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             linear = nn.Linear(fan_in, fan_out, bias=bias, dtype=torch.float32)
-            if init != "torch":
-                var = {
-                    "he": 2.0 / fan_in,
-                    "xavier": 2.0 / (fan_in + fan_out),
-                    "lecun": 1.0 / fan_in,
-                }[init]
-                with torch.no_grad():
-                    linear.weight.normal_(0.0, var**0.5)
-                    if bias:
+            if init != "torch":  # "torch" keeps nn.Linear's own init (initialization.torch_default_)
+                initialization.scheme_normal_(linear.weight, init)
+                if bias:
+                    with torch.no_grad():
                         linear.bias.zero_()
             layers.append(linear)
             if k == len(sizes) - 2:
@@ -273,7 +273,7 @@ def build_mlp(
                 layers.append(nn.BatchNorm1d(fan_out))
             elif norm == "layer":
                 layers.append(nn.LayerNorm(fan_out))
-            layers.append(modules[activation]())
+            layers.append(module())
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)

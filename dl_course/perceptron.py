@@ -178,7 +178,9 @@ def margin_sweep(
 
     Returns
     -------
-    dict with arrays ``margin``, ``dim``, ``n_updates``, ``bound`` and
+    dict with arrays ``margin`` (the requested one), ``actual_margin`` (the
+    margin ``min_i y_i * (w_star @ X[i])`` the drawn points really have, never
+    below the requested one), ``dim``, ``n_updates``, ``bound`` and
     ``converged``, one entry per data set (``len(margins) * sets_per_margin``).
     """
     from dl_course.data import make_separable
@@ -199,14 +201,9 @@ def margin_sweep(
                 n, dim, float(margin), seed=seed + k * sets_per_margin + j
             )
             result = train_perceptron(X, y, max_epochs=1_000_000)
-            rows.append(
-                (margin, dim, result.n_updates, novikoff_bound(X, y, w_star), result.converged)
-            )
-    columns = list(zip(*rows, strict=True))
-    return {
-        "margin": np.array(columns[0]),
-        "dim": np.array(columns[1]),
-        "n_updates": np.array(columns[2]),
-        "bound": np.array(columns[3]),
-        "converged": np.array(columns[4]),
-    }
+            actual = float(np.min(y * (X @ w_star)))
+            bound = novikoff_bound(X, y, w_star)
+            rows.append((margin, actual, dim, result.n_updates, bound, result.converged))
+    names = ("margin", "actual_margin", "dim", "n_updates", "bound", "converged")
+    columns = zip(*rows, strict=True)
+    return {name: np.array(column) for name, column in zip(names, columns, strict=True)}

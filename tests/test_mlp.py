@@ -14,12 +14,50 @@ def test_engine_mlp_matches_the_same_torch_network():
     loss = cross_entropy(model(X), y)
     loss.backward()
     W1, b1, W2, b2 = (torch.tensor(p.data, requires_grad=True) for p in model.parameters())
-    logits = torch.tanh(torch.tensor(X) @ W1 + b1) @ W2 + b2
+    logits = torch.tanh(torch.tensor(X) @ W1.T + b1) @ W2.T + b2
     ref = torch.nn.functional.cross_entropy(logits, torch.tensor(y))
     ref.backward()
     assert float(loss.data) == pytest.approx(ref.item(), rel=1e-12)
     for ours, theirs in zip(model.parameters(), (W1, b1, W2, b2), strict=True):
         np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_weights_have_the_out_in_layout_of_torch_linear():
+    model = MLP((5, 7, 3), activation="relu", seed=2)
+    assert [p.shape for p in model.parameters()] == [(7, 5), (7,), (3, 7), (3,)]
+    for W in model.weights:
+        assert W.data.flags.c_contiguous
+
+
+def test_forward_equals_torch_linear_with_the_same_weights():
+    model = MLP((5, 7, 3), activation="sigmoid", seed=3)
+    model.biases[0].data[:] = np.linspace(-1.0, 1.0, 7)  # nonzero biases count too
+    model.biases[1].data[:] = [0.5, -0.25, 2.0]
+    layers = []
+    for W, b in zip(model.weights, model.biases, strict=True):
+        linear = torch.nn.Linear(W.shape[1], W.shape[0], dtype=torch.float64)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(W.data))
+            linear.bias.copy_(torch.from_numpy(b.data))
+        layers.append(linear)
+    reference = torch.nn.Sequential(layers[0], torch.nn.Sigmoid(), layers[1])
+    X = np.random.default_rng(4).normal(size=(9, 5))
+    hidden, logits = model.layer_outputs(X)
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(X)).numpy()
+        expected_hidden = torch.sigmoid(layers[0](torch.from_numpy(X))).numpy()
+    np.testing.assert_allclose(logits.data, expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(hidden.data, expected_hidden, rtol=1e-12, atol=1e-14)
+
+
+def test_seeded_initialization_is_unchanged_by_the_layout():
+    """A seed draws the (in, out) matrix of earlier versions; the model stores its transpose."""
+    model = MLP((4, 6, 2), activation="tanh", seed=5)
+    rng = np.random.default_rng(5)
+    first = rng.normal(0.0, np.sqrt(2 / 10), size=(4, 6))
+    second = rng.normal(0.0, np.sqrt(2 / 8), size=(6, 2))
+    np.testing.assert_array_equal(model.weights[0].data, first.T)
+    np.testing.assert_array_equal(model.weights[1].data, second.T)
 
 
 def test_initialization_scales():

@@ -139,6 +139,15 @@ def test_margin_sweep_respects_the_bound():
     np.testing.assert_array_equal(sweep["dim"][:6], [2, 3, 4, 2, 3, 4])
     assert sweep["converged"].all()
     assert np.all(sweep["n_updates"] <= sweep["bound"])
+    np.testing.assert_array_equal(sweep["margin"], np.repeat([0.05, 0.2], 6))
+    assert np.all(sweep["actual_margin"] >= sweep["margin"])
+    # the bound is R^2 / gamma^2 with the actual margin; R^2 counts the appended 1, at most
+    # (margin + 1)^2 along w_star and at most d (here <= 4) across it
+    r_squared = sweep["bound"] * sweep["actual_margin"] ** 2
+    assert np.all(r_squared > 1.0) and np.all(r_squared <= 1 + 1.2**2 + 4)
+    X, y, w_star = data.make_separable(40, 3, 0.2, seed=1 + 6 + 1)  # row 7: margin 0.2, d = 3
+    assert sweep["dim"][7] == 3
+    assert sweep["actual_margin"][7] == pytest.approx(np.min(y * (X @ w_star)), rel=1e-12)
     again = margin_sweep([0.05, 0.2], n=40, dims=(2, 4), sets_per_margin=6, seed=1)
     np.testing.assert_array_equal(sweep["n_updates"], again["n_updates"])
 
