@@ -2,7 +2,8 @@
 
 A sentence such as "the worst run used 26 % of its bound" must not be typed by
 hand: after the next change to the experiment it would drift from the output.
-Instead the code cell that computes the number glues it::
+Instead the code cell that computes the number glues it (the same output as
+``myst_nb.glue(name, value, display=False)``, without its import cost)::
 
     from dl_course.report import glue
     glue(worst_ratio=float(np.max(updates / bounds)), n_sets=len(updates))
@@ -67,7 +68,23 @@ def glue(**values) -> None:
         if not _NAME.match(name):
             raise ValueError(f"glue name {name!r} must be a Python identifier")
         plain[name] = _plain(name, value)
-    from myst_nb import glue as myst_glue
+    from IPython.display import display
 
     for name, value in plain.items():
-        myst_glue(name, value, display=False)
+        data, metadata = _glue_output(name, value)
+        display(data, metadata=metadata, raw=True)
+
+
+#: The MIME prefix under which myst-nb finds glued values (``myst_nb.ext.glue.GLUE_PREFIX``).
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def _glue_output(name: str, value) -> tuple[dict, dict]:
+    """The display data and metadata that ``myst_nb.glue(name, value, display=False)`` emits.
+
+    Written out here because importing myst-nb's glue costs seconds (it loads
+    nbformat and its validators) in every chapter; the tests check that both agree.
+    """
+    return {GLUE_PREFIX + "text/plain": repr(value)}, {
+        "scrapbook": {"name": name, "mime_prefix": GLUE_PREFIX}
+    }

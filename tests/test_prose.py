@@ -88,13 +88,26 @@ def test_glue_keys_are_read_from_roles():
 def test_glue_stores_plain_numbers(monkeypatch):
     np = pytest.importorskip("numpy")
     torch = pytest.importorskip("torch")
-    import myst_nb
+    import IPython.display
 
-    shown = {}
-    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: shown.update({name: value}))
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
     report.glue(ratio=np.float64(0.25), count=np.int64(3), loss=torch.tensor(1.5), name="relu")
-    assert shown == {"ratio": 0.25, "count": 3, "loss": 1.5, "name": "relu"}
-    assert type(shown["ratio"]) is float and type(shown["count"]) is int
+    texts = [next(iter(d.values())) for d in shown]
+    assert texts == ["0.25", "3", "1.5", "'relu'"]  # np.float64(0.25) would not parse as a number
+
+
+def test_glue_emits_what_myst_nb_glue_emits(monkeypatch):
+    import IPython.display
+    import myst_nb.ext.glue as myst_glue
+
+    ours, theirs = [], []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: ours.append((objs, kw)))
+    monkeypatch.setattr(myst_glue, "ipy_display", lambda *objs, **kw: theirs.append((objs, kw)))
+    report.glue(acc=0.9625, label="tanh")
+    myst_glue.glue("acc", 0.9625, display=False)
+    myst_glue.glue("label", "tanh", display=False)
+    assert ours == theirs
 
 
 @pytest.mark.parametrize(
