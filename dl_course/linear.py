@@ -9,7 +9,6 @@ the chain rule is one matrix product, ``dL/dW = (dL/ds)^T X``).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,20 +19,20 @@ from dl_course._threads import limited_threads
 from dl_course.training import DivergenceError
 
 
-def _mse_to_one_hot(scores: np.ndarray, labels: np.ndarray, *, gradient: bool):
+def _mse_to_one_hot(scores: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
     """:func:`~dl_course.losses.mse` between the scores and one-hot targets, and its gradient."""
     diff = scores.copy()
     diff[np.arange(len(labels)), labels] -= 1.0
-    loss = float(np.mean(diff**2))
-    return loss, (2.0 * diff / diff.size if gradient else None)
+    return float(np.mean(diff**2)), 2.0 * diff / diff.size
 
 
-#: The data losses :func:`train_linear_classifier` knows. Each maps validated
-#: ``(scores, labels)`` to ``(loss, gradient w.r.t. the scores)``; the public,
-#: validated versions of these functions live in :mod:`dl_course.losses`.
+#: The data losses :func:`train_linear_classifier` knows. Each maps
+#: ``(scores, labels)`` to ``(loss, gradient w.r.t. the scores)``: the shared
+#: kernels of :mod:`dl_course.losses` (the hinge with its default margin 1) and,
+#: for the MSE on one-hot targets, a two-line helper.
 LOSSES = {
-    "softmax": losses._softmax_cross_entropy,
-    "hinge": functools.partial(losses._hinge, margin=1.0),
+    "softmax": losses.softmax_cross_entropy_with_grad,
+    "hinge": losses.hinge_loss_with_grad,
     "mse": _mse_to_one_hot,
 }
 
@@ -277,7 +276,7 @@ def _evaluate(X, y, W, b, loss, reg, *, gradients: bool):
         penalty = reg * float(np.sum(W**2))
         if not (np.all(np.isfinite(scores)) and np.isfinite(penalty)):
             raise FloatingPointError("the scores or the weights are no longer finite")
-        data_loss, grad = LOSSES[loss](scores, y, gradient=gradients)
+        data_loss, grad = LOSSES[loss](scores, y)
         if not np.isfinite(data_loss + penalty):
             raise FloatingPointError("the objective is no longer finite")
         if not gradients:

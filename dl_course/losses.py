@@ -4,12 +4,19 @@ Everything here is NumPy and uses the natural logarithm (losses in nats)
 unless a ``base`` argument says otherwise.
 
 - Multiclass classification from raw scores: :func:`hinge_loss` (Weston-Watkins
-  multiclass SVM loss) and :func:`softmax_cross_entropy`, with their gradients
-  with respect to the scores; :func:`softmax` and :func:`log_softmax`.
-- Regression: :func:`mse`, :func:`mae` and :func:`gaussian_nll`.
+  multiclass SVM loss), :func:`crammer_singer_loss` (its largest-violation
+  relative) and :func:`softmax_cross_entropy`, with their gradients with respect
+  to the scores; :func:`softmax` and :func:`log_softmax`.
+- The shared kernels :func:`softmax_cross_entropy_with_grad` and
+  :func:`hinge_loss_with_grad` return a loss and its gradient from one pass;
+  :mod:`dl_course.autograd` and :mod:`dl_course.linear` train with them.
+- Regression: :func:`mse`, :func:`mae`, :func:`gaussian_nll` and :func:`laplace_nll`.
 - Binary classification: :func:`binary_cross_entropy` (from probabilities) and
   :func:`binary_cross_entropy_with_logits` (from scores, numerically stable).
-- Distributions: :func:`entropy`, :func:`cross_entropy` and :func:`kl_divergence`.
+- Distributions: :func:`entropy`, :func:`distribution_cross_entropy` and
+  :func:`kl_divergence`. (The cross-entropy *between two distributions* has its
+  own name: ``cross_entropy(logits, labels)`` in :mod:`dl_course.autograd`, as in
+  torch, is the softmax cross-entropy of scores against labels.)
 
 Scores of shape ``(N, C)`` hold one row of ``C`` class scores per example and
 go with ``N`` integer labels in ``0 .. C-1``; scores of shape ``(C,)`` are a
@@ -32,9 +39,16 @@ SUM_TOLERANCE = 1e-6
 # ----------------------------------------------------------------------------- validation
 
 
-def _scores_and_labels(scores, y) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Return scores as an (N, C) array, labels as (N,) ints, and whether the input was 1-D."""
-    scores = as_float_array(scores, "scores", ndim=(1, 2))
+def _scores_and_labels(scores, y, *, finite: bool = True) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Return scores as an (N, C) array, labels as (N,) ints, and whether the input was 1-D.
+
+    With ``finite=False`` NaN and infinite scores are let through (the kernels
+    then return a non-finite loss, which is how a training loop sees divergence).
+    """
+    if finite:
+        scores = as_float_array(scores, "scores", ndim=(1, 2))
+    else:
+        scores = _any_float_array(scores, "scores", ndim=(1, 2))
     single = scores.ndim == 1
     n_classes = scores.shape[-1]
     if n_classes < 2:
@@ -46,8 +60,34 @@ def _scores_and_labels(scores, y) -> tuple[np.ndarray, np.ndarray, bool]:
             )
         labels = np.array([check_int(y, "y", low=0, high=n_classes - 1)])
         return scores[None, :], labels, True
-    labels = as_labels(y, "y", n=scores.shape[0], allowed=range(n_classes))
-    return scores, labels, False
+    return scores, _labels(y, scores.shape[0], n_classes), False
+
+
+def _labels(y, n: int, n_classes: int) -> np.ndarray:
+    """``y`` as N int64 labels in ``0 .. n_classes-1``; the common case costs two reductions.
+
+    Training loops call the kernels once per step with labels that are already a
+    valid integer array, so those skip the full check of :func:`as_labels` (which
+    also gives the error messages).
+    """
+    if isinstance(y, np.ndarray) and y.dtype.kind in "iu" and y.shape == (n,):
+        if y.min() >= 0 and y.max() < n_classes:
+            return y.astype(np.int64, copy=False)
+    return as_labels(y, "y", n=n, allowed=range(n_classes))
+
+
+def _any_float_array(value, name: str, *, ndim: tuple[int, ...]) -> np.ndarray:
+    """Like :func:`~dl_course._checks.as_float_array`, but NaN and infinity are allowed."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be an array of real numbers: {error}") from None
+    if array.ndim not in ndim:
+        shapes = " or ".join(f"{d}-D" for d in ndim)
+        raise ValueError(f"{name} must be {shapes}, got an array of shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    return array
 
 
 def _same_shape(a, b, name_a: str, name_b: str) -> tuple[np.ndarray, np.ndarray]:
@@ -192,6 +232,42 @@ def _hinge(scores: np.ndarray, labels: np.ndarray, margin: float, *, gradient: b
     return loss, active / len(labels)
 
 
+def hinge_loss_with_grad(scores, y, margin: float = 1.0) -> tuple[float, np.ndarray]:
+    """Return :func:`hinge_loss` and :func:`hinge_loss_grad` together, from one pass.
+
+    This is the kernel that the two functions above and
+    :func:`dl_course.linear.train_linear_classifier` share. Shapes, labels and
+    ``margin`` are checked as in :func:`hinge_loss`; unlike it, NaN or infinite
+    scores are not refused but give a non-finite loss, so that a training loop
+    can see its own divergence. Taught in chapter 4.
+
+    Parameters
+    ----------
+    scores : array of shape (N, C) or (C,)
+    y : array of N integer labels in ``0 .. C-1``, or one integer if ``scores`` is 1-D
+    margin : float
+        Required gap between the correct score and each wrong score, >= 0.
+
+    Returns
+    -------
+    loss : float
+        The mean hinge loss.
+    grad : ndarray of the same shape as ``scores``
+        Its gradient with respect to the scores (0 at the kink).
+
+    Examples
+    --------
+    >>> loss, grad = hinge_loss_with_grad([3.2, 5.1, -1.7], 0)
+    >>> round(loss, 6), grad.tolist()
+    (2.9, [-1.0, 1.0, 0.0])
+    """
+    scores, labels, single = _scores_and_labels(scores, y, finite=False)
+    margin = check_real(margin, "margin", low=0.0)
+    with np.errstate(invalid="ignore"):
+        loss, grad = _hinge(scores, labels, margin, gradient=True)
+    return loss, (grad[0] if single else grad)
+
+
 def hinge_loss_grad(scores, y, margin: float = 1.0) -> np.ndarray:
     """Return the gradient of :func:`hinge_loss` with respect to ``scores``.
 
@@ -209,6 +285,42 @@ def hinge_loss_grad(scores, y, margin: float = 1.0) -> np.ndarray:
     margin = check_real(margin, "margin", low=0.0)
     grad = _hinge(scores, labels, margin, gradient=True)[1]
     return grad[0] if single else grad
+
+
+def crammer_singer_loss(scores, y, margin: float = 1.0) -> float:
+    """Return the mean Crammer-Singer multiclass hinge loss: only the largest violation counts.
+
+    For one example the loss is ``max(0, max_{j != y} s_j - s_y + margin)``,
+    where :func:`hinge_loss` (Weston-Watkins) adds up the violations of all
+    wrong classes. The two agree on an example with at most one violating
+    class, and in general ``crammer_singer <= hinge <= (C - 1) * crammer_singer``.
+    With ``margin=0`` it is ``max_j s_j - s_y``, the loss that the softmax
+    cross-entropy smooths (``log sum_j exp(s_j)`` is a smooth maximum).
+    Taught in chapter 4.
+
+    Parameters
+    ----------
+    scores : array of shape (N, C) or (C,)
+    y : array of N integer labels in ``0 .. C-1``, or one integer if ``scores`` is 1-D
+    margin : float
+        Required gap between the correct score and the best wrong score, >= 0.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(crammer_singer_loss([2.2, 2.5, -3.1], 2), 6)  # two violators: 6.3 and 6.6
+    6.6
+    """
+    scores, labels, _ = _scores_and_labels(scores, y)
+    margin = check_real(margin, "margin", low=0.0)
+    rows = np.arange(len(labels))
+    rivals = scores.copy()
+    rivals[rows, labels] = -np.inf
+    worst = rivals.max(axis=1) - scores[rows, labels] + margin
+    return float(np.maximum(0.0, worst).mean())
 
 
 def softmax_cross_entropy(scores, y) -> float:
@@ -248,6 +360,42 @@ def _softmax_cross_entropy(scores: np.ndarray, labels: np.ndarray, *, gradient: 
     grad = np.exp(log_probs)
     grad[rows, labels] -= 1.0
     return loss, grad / len(labels)
+
+
+def softmax_cross_entropy_with_grad(scores, y) -> tuple[float, np.ndarray]:
+    """Return :func:`softmax_cross_entropy` and :func:`softmax_cross_entropy_grad` from one pass.
+
+    This is the kernel that the two functions above,
+    :func:`dl_course.autograd.cross_entropy` and
+    :func:`dl_course.linear.train_linear_classifier` share: one stable
+    log-softmax gives both the loss and the gradient ``(softmax(s) - onehot(y)) / N``.
+    Shapes and labels are checked as in :func:`softmax_cross_entropy`; unlike
+    it, NaN or infinite scores are not refused but give a non-finite loss, so
+    that a training loop can see its own divergence. Taught in chapter 4.
+
+    Parameters
+    ----------
+    scores : array of shape (N, C) or (C,)
+        Class scores (logits), one row per example.
+    y : array of N integer labels in ``0 .. C-1``, or one integer if ``scores`` is 1-D
+
+    Returns
+    -------
+    loss : float
+        The mean cross-entropy, in nats.
+    grad : ndarray of the same shape as ``scores``
+        Its gradient with respect to the scores.
+
+    Examples
+    --------
+    >>> loss, grad = softmax_cross_entropy_with_grad([0.0, 0.0], 1)
+    >>> round(loss, 4), grad.tolist()
+    (0.6931, [0.5, -0.5])
+    """
+    scores, labels, single = _scores_and_labels(scores, y, finite=False)
+    with np.errstate(invalid="ignore", over="ignore"):
+        loss, grad = _softmax_cross_entropy(scores, labels, gradient=True)
+    return loss, (grad[0] if single else grad)
 
 
 def softmax_cross_entropy_grad(scores, y) -> np.ndarray:
@@ -320,6 +468,25 @@ def gaussian_nll(pred, target, sigma: float = 1.0) -> float:
     sigma = check_real(sigma, "sigma", low=0.0, low_open=True)
     squared = (target - pred) ** 2 / (2.0 * sigma**2)
     return float(np.mean(squared) + np.log(sigma) + 0.5 * np.log(2.0 * np.pi))
+
+
+def laplace_nll(pred, target, scale: float = 1.0) -> float:
+    """Return the mean negative log-likelihood of ``target`` under ``Laplace(pred, scale)``.
+
+    The Laplace density is ``exp(-|t - pred| / scale) / (2 scale)``, so per entry
+    the NLL is ``|target - pred| / scale + log(2 scale)``: it equals
+    ``mae(pred, target) / scale`` plus a constant, and minimizing it is minimizing
+    the MAE, whose best constant prediction is the median (the Gaussian's is the
+    mean). Taught in chapter 4.
+
+    Examples
+    --------
+    >>> round(laplace_nll([0.0], [0.0]), 4)  # log 2
+    0.6931
+    """
+    pred, target = _same_shape(pred, target, "pred", "target")
+    scale = check_real(scale, "scale", low=0.0, low_open=True)
+    return float(np.mean(np.abs(target - pred)) / scale + np.log(2.0 * scale))
 
 
 # ----------------------------------------------------------------------------- binary losses
@@ -404,12 +571,16 @@ def entropy(p, base: float | None = None):
     return _reduce(-_plogq(p, p).sum(axis=-1) * scale)
 
 
-def cross_entropy(p, q, base: float | None = None):
+def distribution_cross_entropy(p, q, base: float | None = None):
     """Return the cross-entropy ``H(p, q) = -sum_k p_k log q_k`` between two distributions.
 
+    Not to be confused with the softmax cross-entropy of scores against labels
+    (:func:`softmax_cross_entropy` here, ``cross_entropy(logits, labels)`` in
+    :mod:`dl_course.autograd` and torch): that one is this one with a one-hot
+    ``p`` and ``q = softmax(scores)``.
     ``p`` weights the terms (the "true" distribution) and ``q`` sits inside the
-    logarithm (the model), so ``cross_entropy(p, q) != cross_entropy(q, p)`` in
-    general. It is ``inf`` when ``q`` gives probability 0 to an outcome that
+    logarithm (the model), so ``distribution_cross_entropy(p, q)`` and
+    ``distribution_cross_entropy(q, p)`` differ in general. It is ``inf`` when ``q`` gives probability 0 to an outcome that
     ``p`` does not. Natural log unless ``base`` is given. Taught in chapter 4.
 
     Returns
@@ -425,7 +596,7 @@ def kl_divergence(p, q, base: float | None = None):
     """Return the Kullback-Leibler divergence ``KL(p || q) = sum_k p_k log(p_k / q_k)``.
 
     It is >= 0, zero only when ``p == q``, not symmetric, and equals
-    ``cross_entropy(p, q) - entropy(p)``; it is computed directly (not as that
+    ``distribution_cross_entropy(p, q) - entropy(p)``; it is computed directly (not as that
     difference) so that it is exactly 0 for ``p == q``, and round-off below 0
     is clipped to 0. It is ``inf`` when ``q``
     gives probability 0 to an outcome that ``p`` does not. Natural log unless

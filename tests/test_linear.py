@@ -212,3 +212,33 @@ def test_threaded_and_single_threaded_blas_agree(monkeypatch):
     monkeypatch.setattr(_threads, "SINGLE_THREAD_WORK", 0)  # take the threaded path
     large = train_linear_classifier(X, y, lr=0.5, epochs=30)
     np.testing.assert_allclose(small.W, large.W, rtol=1e-10, atol=1e-13)
+
+
+def test_training_uses_the_public_loss_kernels():
+    from dl_course import losses
+    from dl_course.linear import LOSSES
+
+    assert LOSSES["softmax"] is losses.softmax_cross_entropy_with_grad
+    assert LOSSES["hinge"] is losses.hinge_loss_with_grad
+    X, y = blobs(seed=12)
+    W, b = np.random.default_rng(13).standard_normal((4, 3)), np.zeros(4)
+    scores = X @ W.T + b
+    assert objective(X, y, W, b, "hinge") == pytest.approx(losses.hinge_loss(scores, y))
+    assert objective(X, y, W, b, "softmax") == pytest.approx(
+        losses.softmax_cross_entropy(scores, y)
+    )
+
+
+@pytest.mark.parametrize("module", ["linear", "autograd"])
+def test_no_private_names_of_losses_are_used_elsewhere(module):
+    """The kernels that other modules share are public, documented functions of losses."""
+    import ast
+    import importlib
+    import inspect
+
+    tree = ast.parse(inspect.getsource(importlib.import_module(f"dl_course.{module}")))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "dl_course.losses":
+            assert not [a.name for a in node.names if a.name.startswith("_")]
+        if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "losses":
+            assert not node.attr.startswith("_"), f"losses.{node.attr} used in {module}"

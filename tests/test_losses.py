@@ -6,16 +6,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dl_course import losses
 from dl_course.losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
-    cross_entropy,
+    crammer_singer_loss,
+    distribution_cross_entropy,
     entropy,
     gaussian_nll,
     hinge_loss,
     hinge_loss_grad,
+    hinge_loss_with_grad,
     kl_divergence,
+    laplace_nll,
     log_softmax,
     mae,
     mse,
@@ -24,6 +26,7 @@ from dl_course.losses import (
     softmax,
     softmax_cross_entropy,
     softmax_cross_entropy_grad,
+    softmax_cross_entropy_with_grad,
 )
 
 CAT_CAR_FROG = np.array([3.2, 5.1, -1.7])
@@ -146,6 +149,57 @@ def test_hinge_grad_by_finite_differences():
         assert slope == pytest.approx(grad[index], abs=1e-6)
 
 
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("margin", [1.0, 0.0])
+def test_crammer_singer_against_an_independent_form_and_the_sum(seed, margin):
+    scores, y = random_problem(seed, n=40, c=5)
+    rows = np.arange(len(y))
+    # max over *all* classes of s_j + margin [j != y], minus s_y (the j = y term gives 0)
+    augmented = t64(scores) + margin * (1 - F.one_hot(torch.tensor(y), 5).double())
+    reference = (augmented.max(dim=1).values - t64(scores)[rows, y]).mean().item()
+    assert crammer_singer_loss(scores, y, margin) == pytest.approx(reference, rel=1e-12)
+    per_cs = np.array(
+        [crammer_singer_loss(s, int(k), margin) for s, k in zip(scores, y, strict=True)]
+    )
+    per_ww = np.array([hinge_loss(s, int(k), margin) for s, k in zip(scores, y, strict=True)])
+    n_violators = np.array(
+        [np.sum(hinge_loss_grad(s, int(k), margin) > 0) for s, k in zip(scores, y, strict=True)]
+    )
+    assert np.all(per_cs <= per_ww + 1e-12) and np.all(per_ww <= 4 * per_cs + 1e-12)
+    np.testing.assert_allclose(per_cs[n_violators <= 1], per_ww[n_violators <= 1], atol=1e-12)
+    assert np.all(per_cs[n_violators >= 2] < per_ww[n_violators >= 2])
+    assert np.sum(n_violators >= 2) > 5  # the case where the two losses differ is exercised
+
+
+def test_crammer_singer_worked_examples():
+    assert crammer_singer_loss([3.2, 5.1, -1.7], 0) == pytest.approx(2.9)  # one violator
+    assert crammer_singer_loss([2.2, 2.5, -3.1], 2) == pytest.approx(6.6)  # 6.3 and 6.6
+    assert hinge_loss([2.2, 2.5, -3.1], 2) == pytest.approx(12.9)
+    assert crammer_singer_loss([5.0, 3.9, -2.0], 0) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_cross_entropy_is_a_smoothed_crammer_singer_with_margin_zero(seed):
+    scores, y = random_problem(seed, n=30, c=7, scale=5.0)
+    for s, k in zip(scores, y, strict=True):
+        cs0, ce = crammer_singer_loss(s, int(k), 0.0), softmax_cross_entropy(s, int(k))
+        assert cs0 <= ce <= cs0 + math.log(7) + 1e-12  # max <= log-sum-exp <= max + log C
+    # the upper end is reached when all scores tie, the lower end as the top score runs away
+    assert softmax_cross_entropy(np.zeros(7), 3) == pytest.approx(math.log(7))
+    assert softmax_cross_entropy([50.0, 0, 0], 0) == pytest.approx(0.0, abs=1e-20)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("margin", [1.0, 0.5])
+def test_hinge_loss_with_grad_is_the_pair(seed, margin):
+    scores, y = random_problem(seed, n=6, c=4)
+    loss, grad = hinge_loss_with_grad(scores, y, margin)
+    assert loss == hinge_loss(scores, y, margin)
+    np.testing.assert_array_equal(grad, hinge_loss_grad(scores, y, margin))
+    loss1, grad1 = hinge_loss_with_grad(scores[1], int(y[1]), margin)
+    assert grad1.shape == (4,) and loss1 == hinge_loss(scores[1], int(y[1]), margin)
+
+
 # ----------------------------------------------------------------------------- softmax cross-entropy
 
 
@@ -161,6 +215,34 @@ def test_softmax_cross_entropy_and_grad_match_torch(seed):
     )
     single = softmax_cross_entropy_grad(scores[2], int(y[2]))
     np.testing.assert_allclose(single, softmax(scores[2]) - np.eye(6)[y[2]], atol=1e-15)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_softmax_cross_entropy_with_grad_is_the_pair(seed):
+    scores, y = random_problem(seed, n=6, c=5)
+    loss, grad = softmax_cross_entropy_with_grad(scores, y)
+    assert loss == softmax_cross_entropy(scores, y)
+    np.testing.assert_array_equal(grad, softmax_cross_entropy_grad(scores, y))
+    loss1, grad1 = softmax_cross_entropy_with_grad(scores[0], int(y[0]))
+    assert grad1.shape == (5,) and loss1 == pytest.approx(
+        softmax_cross_entropy(scores[0], int(y[0]))
+    )
+
+
+@pytest.mark.parametrize("kernel", [softmax_cross_entropy_with_grad, hinge_loss_with_grad])
+def test_kernels_pass_divergence_on_as_a_non_finite_loss(kernel):
+    # A training loop must see a blown-up model in its loss value, not as an exception.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for bad in (np.nan, np.inf):  # (-inf on a wrong class is a legitimate 0 probability)
+            loss, grad = kernel([[1.0, bad, 0.0], [0.0, 1.0, 2.0]], [0, 2])
+            assert not math.isfinite(loss) and grad.shape == (2, 3)
+    with pytest.raises(ValueError, match="y must take values"):
+        kernel([[1.0, 2.0]], [2])
+    with pytest.raises(ValueError, match="scores must be 1-D or 2-D"):
+        kernel([[[1.0, 2.0]]], [0])
+    with pytest.raises(TypeError, match="scores must be an array"):
+        kernel([["a", "b"]], [0])
 
 
 @pytest.mark.parametrize(
@@ -236,6 +318,28 @@ def test_gaussian_nll_matches_torch_and_mse(sigma):
 # ----------------------------------------------------------------------------- binary
 
 
+@pytest.mark.parametrize("scale", [0.3, 1.0, 2.5])
+def test_laplace_nll_matches_torch_and_mae(scale):
+    rng = np.random.default_rng(7)
+    pred, target = rng.standard_normal(20), rng.standard_normal(20)
+    reference = -torch.distributions.Laplace(t64(pred), scale).log_prob(t64(target)).mean().item()
+    assert laplace_nll(pred, target, scale) == pytest.approx(reference, rel=1e-12)
+    assert laplace_nll(pred, target, scale) - mae(pred, target) / scale == pytest.approx(
+        math.log(2 * scale), rel=1e-12
+    )
+
+
+def test_laplace_nll_is_minimized_by_the_median():
+    rng = np.random.default_rng(8)
+    for _ in range(5):
+        target = rng.standard_exponential(9) ** 2  # skewed: median and mean far apart
+        grid = np.linspace(target.min(), target.max(), 20001)
+        best_laplace = grid[np.argmin([laplace_nll(np.full(9, c), target) for c in grid])]
+        best_gauss = grid[np.argmin([gaussian_nll(np.full(9, c), target) for c in grid])]
+        assert best_laplace == pytest.approx(np.median(target), abs=grid[1] - grid[0])
+        assert best_gauss == pytest.approx(np.mean(target), abs=grid[1] - grid[0])
+
+
 def test_binary_cross_entropy_matches_torch():
     rng = np.random.default_rng(2)
     logits = 3 * rng.standard_normal(30)
@@ -292,7 +396,7 @@ def test_entropy_cross_entropy_kl_match_torch(seed, zeros):
     assert entropy(p) == pytest.approx(h_ref, rel=1e-12)
     # F.cross_entropy with probability targets: H(p, q) from the log-probabilities of q.
     ce_ref = F.cross_entropy(torch.log(t64([q])), t64([p])).item()
-    assert cross_entropy(p, q) == pytest.approx(ce_ref, rel=1e-12)
+    assert distribution_cross_entropy(p, q) == pytest.approx(ce_ref, rel=1e-12)
     # F.kl_div takes log q (the second distribution) first, then p.
     kl_ref = F.kl_div(torch.log(t64(q)), t64(p), reduction="sum").item()
     assert kl_divergence(p, q) == pytest.approx(kl_ref, rel=1e-10)
@@ -301,7 +405,9 @@ def test_entropy_cross_entropy_kl_match_torch(seed, zeros):
     ).item()
     assert kl_divergence(p, q) == pytest.approx(kl_dist, rel=1e-10)
     # H(p, q) = H(p) + KL(p || q)
-    assert cross_entropy(p, q) == pytest.approx(entropy(p) + kl_divergence(p, q), rel=1e-12)
+    assert distribution_cross_entropy(p, q) == pytest.approx(
+        entropy(p) + kl_divergence(p, q), rel=1e-12
+    )
 
 
 def test_units_and_known_values():
@@ -312,7 +418,7 @@ def test_units_and_known_values():
     bits = kl_divergence(p, q, base=2)
     assert bits == pytest.approx(1 - entropy(p, base=2))
     assert kl_divergence(p, q) == pytest.approx(bits * math.log(2))
-    assert cross_entropy(p, q, base=10) == pytest.approx(math.log10(2))
+    assert distribution_cross_entropy(p, q, base=10) == pytest.approx(math.log10(2))
 
 
 def test_kl_properties():
@@ -320,7 +426,9 @@ def test_kl_properties():
     assert kl_divergence(p, p) == 0.0
     assert kl_divergence(p, q) > 0 and kl_divergence(q, p) > 0
     assert kl_divergence(p, q) != pytest.approx(kl_divergence(q, p), rel=1e-3)  # asymmetric
-    assert cross_entropy(p, q) != pytest.approx(cross_entropy(q, p), rel=1e-3)
+    assert distribution_cross_entropy(p, q) != pytest.approx(
+        distribution_cross_entropy(q, p), rel=1e-3
+    )
 
 
 def test_zero_probability_in_q_gives_infinity():
@@ -328,14 +436,14 @@ def test_zero_probability_in_q_gives_infinity():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert kl_divergence(p, q) == math.inf
-        assert cross_entropy(p, q) == math.inf
+        assert distribution_cross_entropy(p, q) == math.inf
         assert kl_divergence(q, p) == pytest.approx(math.log(2))  # q's support is inside p's
 
 
 def test_one_hot_cross_entropy_is_softmax_cross_entropy():
     scores, y = random_problem(3, n=5, c=4)
     targets = one_hot(y, 4)
-    per_example = cross_entropy(targets, softmax(scores))
+    per_example = distribution_cross_entropy(targets, softmax(scores))
     assert per_example.shape == (5,)
     assert per_example.mean() == pytest.approx(softmax_cross_entropy(scores, y), rel=1e-12)
     np.testing.assert_allclose(kl_divergence(targets, softmax(scores)), per_example, rtol=1e-12)
@@ -373,6 +481,12 @@ def test_one_hot():
         (lambda: mae([1.0], [np.nan]), ValueError, "target must contain only finite"),
         (lambda: mse_grad([[1.0]], [1.0]), ValueError, "same shape"),
         (lambda: gaussian_nll([1.0], [1.0], sigma=0.0), ValueError, "sigma must be > 0"),
+        (lambda: laplace_nll([1.0], [1.0], scale=-1.0), ValueError, "scale must be > 0"),
+        (lambda: laplace_nll([1.0, 2.0], [1.0]), ValueError, "same shape"),
+        (lambda: crammer_singer_loss([1.0, 2.0], 0, margin=-0.5), ValueError, "margin must be"),
+        (lambda: crammer_singer_loss([1.0, np.nan], 0), ValueError, "only finite"),
+        (lambda: crammer_singer_loss([[1.0, 2.0]], [3]), ValueError, "y must take values"),
+        (lambda: hinge_loss_with_grad([1.0, 2.0], 0, margin=-1), ValueError, "margin must be"),
         (lambda: binary_cross_entropy([0.0, 0.5], [0, 1]), ValueError, "strictly between"),
         (lambda: binary_cross_entropy([0.2, 0.5], [0, 2]), ValueError, r"target must lie in"),
         (lambda: binary_cross_entropy([0.2, 0.5], [0]), ValueError, "target must have shape"),
@@ -382,7 +496,11 @@ def test_one_hot():
         (lambda: entropy([0.5, 0.5], base=1), ValueError, "base must be a positive number"),
         (lambda: entropy([0.5, 0.5], base=0), ValueError, "base must be > 0"),
         (lambda: entropy([0.5, 0.5], base="2"), TypeError, "base must be a real number"),
-        (lambda: cross_entropy([0.5, 0.5], [1.0]), ValueError, "p and q must have the same"),
+        (
+            lambda: distribution_cross_entropy([0.5, 0.5], [1.0]),
+            ValueError,
+            "p and q must have the same",
+        ),
         (lambda: kl_divergence([0.5, 0.5], [0.9, 0.2]), ValueError, "q must sum to 1"),
         (lambda: one_hot([0, 1], 0), ValueError, "n_classes must be >= 1"),
         (lambda: one_hot(1, 3), ValueError, "y must be 1-D"),
@@ -397,9 +515,11 @@ def test_module_uses_a_sensible_tolerance():
     # sums off by float round-off are accepted, visible mistakes are not
     p = np.full(3, 1 / 3)
     assert entropy(p) == pytest.approx(math.log(3))
-    assert losses.SUM_TOLERANCE <= 1e-5
-    with pytest.raises(ValueError):
-        entropy([0.34, 0.33, 0.34])
+    assert entropy(p + 1e-9) == pytest.approx(math.log(3))  # round-off of a float sum
+    with pytest.raises(ValueError, match="must sum to 1"):
+        entropy([0.34, 0.33, 0.34])  # off by 0.01: a mistake
+    with pytest.raises(ValueError, match="must sum to 1"):
+        entropy(p + 1e-4)
 
 
 def test_kl_is_never_negative_from_round_off():
