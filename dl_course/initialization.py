@@ -26,10 +26,17 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dl_course._checks import check_int, check_real, check_seed
+
+if TYPE_CHECKING:  # torch is imported inside the functions that need it
+    import torch
+
+Seed = int | np.random.Generator
+Batch = int | Sequence[int]
 
 #: Variance rules by name, as :func:`dl_course.mlp.build_mlp` offers them (see :func:`scheme_variance`).
 SCHEMES = ("he", "xavier", "lecun", "torch")
@@ -66,6 +73,8 @@ def fans(shape: Sequence[int]) -> tuple[int, int]:
 
     >>> fans((300, 100))
     (100, 300)
+
+    Taught in chapter 9.
     """
     if isinstance(shape, numbers.Integral) or not isinstance(shape, Sequence):
         raise TypeError(f"shape must be a sequence of ints such as (out, in), got {shape!r}")
@@ -85,6 +94,8 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     1 for linear layers and the sigmoid, 5/3 for tanh, sqrt(2) for ReLU,
     sqrt(2 / (1 + a^2)) for leaky ReLU with negative slope ``a = param``
     (0.01 if None), 3/4 for SELU.
+
+    Taught in chapter 9.
     """
     if nonlinearity not in GAIN_NONLINEARITIES:
         raise ValueError(f"nonlinearity must be one of {GAIN_NONLINEARITIES}, got {nonlinearity!r}")
@@ -115,7 +126,10 @@ def _gain(gain) -> float:
 
 def xavier_std(fan_in: int, fan_out: int, gain: float = 1.0) -> float:
     """``gain * sqrt(2 / (fan_in + fan_out))``: Glorot and Bengio's compromise between the
-    forward condition ``Var(W) = 1 / fan_in`` and the backward one ``1 / fan_out``."""
+    forward condition ``Var(W) = 1 / fan_in`` and the backward one ``1 / fan_out``.
+
+    Taught in chapter 9.
+    """
     fan_in = check_int(fan_in, "fan_in", low=1)
     fan_out = check_int(fan_out, "fan_out", low=1)
     return _gain(gain) * math.sqrt(2.0 / float(fan_in + fan_out))
@@ -123,13 +137,19 @@ def xavier_std(fan_in: int, fan_out: int, gain: float = 1.0) -> float:
 
 def he_std(fan: int, gain: float = RELU_GAIN) -> float:
     """``gain / sqrt(fan)``; with ``gain = sqrt(2)`` the variance ``2 / fan`` that keeps a
-    ReLU network's signal at constant size."""
+    ReLU network's signal at constant size.
+
+    Taught in chapter 9.
+    """
     return _gain(gain) / math.sqrt(check_int(fan, "fan", low=1))
 
 
 def uniform_bound(std: float) -> float:
     """``sqrt(3) * std``: the ``a`` for which ``U(-a, a)`` has standard deviation ``std``
-    (its variance is ``a^2 / 3``)."""
+    (its variance is ``a^2 / 3``).
+
+    Taught in chapter 9.
+    """
     return math.sqrt(3.0) * check_real(std, "std", low=0.0)
 
 
@@ -139,13 +159,18 @@ def torch_default_std(fan_in: int) -> float:
     ``nn.Linear`` calls ``kaiming_uniform_(weight, a=sqrt(5))``: gain
     ``sqrt(2 / (1 + 5)) = sqrt(1/3)``, so the variance is ``1 / (3 fan_in)``, a sixth of
     He's ``2 / fan_in``.
+
+    Taught in chapter 9.
     """
     return he_std(fan_in, calculate_gain("leaky_relu", TORCH_DEFAULT_A))
 
 
 def scheme_variance(scheme: str, fan_in: int, fan_out: int) -> float:
     """The weight variance of a named rule: ``"he"`` 2 / fan_in, ``"xavier"`` 2 / (fan_in +
-    fan_out), ``"lecun"`` 1 / fan_in, ``"torch"`` (``nn.Linear``'s default) 1 / (3 fan_in)."""
+    fan_out), ``"lecun"`` 1 / fan_in, ``"torch"`` (``nn.Linear``'s default) 1 / (3 fan_in).
+
+    Taught in chapter 9.
+    """
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
     fan_in = check_int(fan_in, "fan_in", low=1)
@@ -161,7 +186,7 @@ def scheme_variance(scheme: str, fan_in: int, fan_out: int) -> float:
 # -- NumPy samplers ---------------------------------------------------------------------------
 
 
-def _rng(seed) -> np.random.Generator:
+def _rng(seed: Seed) -> np.random.Generator:
     """A NumPy generator from an int seed, or the given generator itself."""
     if isinstance(seed, np.random.Generator):
         return seed
@@ -184,34 +209,63 @@ def _uniform(shape, bound: float, batch, seed) -> np.ndarray:
     return _rng(seed).uniform(-bound, bound, size=_batch(batch) + tuple(shape))
 
 
-def xavier_normal(shape, gain: float = 1.0, *, batch=(), seed=0) -> np.ndarray:
+def xavier_normal(
+    shape: Sequence[int], gain: float = 1.0, *, batch: Batch = (), seed: Seed = 0
+) -> np.ndarray:
     """Weights from ``N(0, xavier_std^2)``; ``batch`` leading dimensions of independent copies.
 
     ``seed`` is an int or a ``numpy.random.Generator`` (which is then advanced).
+
+    Taught in chapter 9.
     """
     return _normal(shape, xavier_std(*fans(shape), gain), batch, seed)
 
 
-def xavier_uniform(shape, gain: float = 1.0, *, batch=(), seed=0) -> np.ndarray:
+def xavier_uniform(
+    shape: Sequence[int], gain: float = 1.0, *, batch: Batch = (), seed: Seed = 0
+) -> np.ndarray:
     """Weights from ``U(-a, a)`` with ``a = sqrt(3) * xavier_std``: the same variance as
-    :func:`xavier_normal`."""
+    :func:`xavier_normal`.
+
+    Taught in chapter 9.
+    """
     return _uniform(shape, uniform_bound(xavier_std(*fans(shape), gain)), batch, seed)
 
 
-def he_normal(shape, gain: float = RELU_GAIN, mode: str = "fan_in", *, batch=(), seed=0):
+def he_normal(
+    shape: Sequence[int],
+    gain: float = RELU_GAIN,
+    mode: str = "fan_in",
+    *,
+    batch: Batch = (),
+    seed: Seed = 0,
+) -> np.ndarray:
     """Weights from ``N(0, (gain / sqrt(fan))^2)``; ``mode`` picks the fan-in (forward
-    condition) or the fan-out (backward condition)."""
+    condition) or the fan-out (backward condition).
+
+    Taught in chapter 9.
+    """
     return _normal(shape, he_std(_fan(shape, mode), gain), batch, seed)
 
 
-def he_uniform(shape, gain: float = RELU_GAIN, mode: str = "fan_in", *, batch=(), seed=0):
-    """Weights from ``U(-a, a)`` with ``a = sqrt(3) * gain / sqrt(fan)``."""
+def he_uniform(
+    shape: Sequence[int],
+    gain: float = RELU_GAIN,
+    mode: str = "fan_in",
+    *,
+    batch: Batch = (),
+    seed: Seed = 0,
+) -> np.ndarray:
+    """Weights from ``U(-a, a)`` with ``a = sqrt(3) * gain / sqrt(fan)``. Taught in chapter 9."""
     return _uniform(shape, uniform_bound(he_std(_fan(shape, mode), gain)), batch, seed)
 
 
-def torch_default(shape, *, batch=(), seed=0) -> np.ndarray:
+def torch_default(shape: Sequence[int], *, batch: Batch = (), seed: Seed = 0) -> np.ndarray:
     """Weights distributed like ``nn.Linear``'s default: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``,
-    variance ``1 / (3 fan_in)``."""
+    variance ``1 / (3 fan_in)``.
+
+    Taught in chapter 9.
+    """
     gain = calculate_gain("leaky_relu", TORCH_DEFAULT_A)
     return he_uniform(shape, gain, batch=batch, seed=seed)
 
@@ -226,7 +280,9 @@ def _sign_fixed_q(gaussian: np.ndarray) -> np.ndarray:
     return q * signs[..., None, :]
 
 
-def orthogonal(shape, gain: float = 1.0, *, batch=(), seed=0) -> np.ndarray:
+def orthogonal(
+    shape: Sequence[int], gain: float = 1.0, *, batch: Batch = (), seed: Seed = 0
+) -> np.ndarray:
     """A (semi-)orthogonal matrix times ``gain``, uniformly distributed (Haar), as
     ``torch.nn.init.orthogonal_`` draws it.
 
@@ -234,6 +290,8 @@ def orthogonal(shape, gain: float = 1.0, *, batch=(), seed=0) -> np.ndarray:
     ``rows = shape[0]`` and ``cols = prod(shape[1:])``: orthonormal rows if
     ``rows <= cols``, orthonormal columns otherwise. Made by QR of a standard normal
     matrix with the sign fix; ``batch`` gives independent copies in one batched QR.
+
+    Taught in chapter 9.
     """
     gain = _gain(gain)
     fans(shape)  # validates the shape
@@ -283,44 +341,78 @@ def _fill_uniform_(tensor, bound: float, generator):
         return tensor.uniform_(-bound, bound, generator=_generator(generator))
 
 
-def xavier_normal_(tensor, gain: float = 1.0, generator=None):
+def xavier_normal_(
+    tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Fill ``tensor`` in place from ``N(0, xavier_std^2)``; equals
-    ``torch.nn.init.xavier_normal_(tensor, gain, generator)``. Returns ``tensor``."""
+    ``torch.nn.init.xavier_normal_(tensor, gain, generator)``. Returns ``tensor``.
+
+    Taught in chapter 9.
+    """
     tensor = _tensor(tensor)
     return _fill_normal_(tensor, xavier_std(*fans(tensor.shape), gain), generator)
 
 
-def xavier_uniform_(tensor, gain: float = 1.0, generator=None):
+def xavier_uniform_(
+    tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Fill ``tensor`` in place from ``U(-a, a)``, ``a = sqrt(3) * xavier_std``; equals
-    ``torch.nn.init.xavier_uniform_``."""
+    ``torch.nn.init.xavier_uniform_``.
+
+    Taught in chapter 9.
+    """
     tensor = _tensor(tensor)
     return _fill_uniform_(tensor, uniform_bound(xavier_std(*fans(tensor.shape), gain)), generator)
 
 
-def he_normal_(tensor, gain: float = RELU_GAIN, mode: str = "fan_in", generator=None):
+def he_normal_(
+    tensor: torch.Tensor,
+    gain: float = RELU_GAIN,
+    mode: str = "fan_in",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Fill ``tensor`` in place from ``N(0, (gain / sqrt(fan))^2)``; equals
-    ``torch.nn.init.kaiming_normal_`` with the same gain (``calculate_gain(nonlinearity, a)``)."""
+    ``torch.nn.init.kaiming_normal_`` with the same gain (``calculate_gain(nonlinearity, a)``).
+
+    Taught in chapter 9.
+    """
     tensor = _tensor(tensor)
     return _fill_normal_(tensor, he_std(_fan(tensor.shape, mode), gain), generator)
 
 
-def he_uniform_(tensor, gain: float = RELU_GAIN, mode: str = "fan_in", generator=None):
+def he_uniform_(
+    tensor: torch.Tensor,
+    gain: float = RELU_GAIN,
+    mode: str = "fan_in",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Fill ``tensor`` in place from ``U(-a, a)``, ``a = sqrt(3) * gain / sqrt(fan)``; equals
-    ``torch.nn.init.kaiming_uniform_`` with the same gain."""
+    ``torch.nn.init.kaiming_uniform_`` with the same gain.
+
+    Taught in chapter 9.
+    """
     tensor = _tensor(tensor)
     bound = uniform_bound(he_std(_fan(tensor.shape, mode), gain))
     return _fill_uniform_(tensor, bound, generator)
 
 
-def torch_default_(tensor, generator=None):
+def torch_default_(tensor: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Fill ``tensor`` like ``nn.Linear`` initializes its weight: ``kaiming_uniform_`` with
-    ``a = sqrt(5)``, that is ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
+    ``a = sqrt(5)``, that is ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+
+    Taught in chapter 9.
+    """
     return he_uniform_(tensor, calculate_gain("leaky_relu", TORCH_DEFAULT_A), generator=generator)
 
 
-def orthogonal_(tensor, gain: float = 1.0, generator=None):
+def orthogonal_(
+    tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Fill ``tensor`` in place with a Haar (semi-)orthogonal matrix times ``gain``; equals
-    ``torch.nn.init.orthogonal_(tensor, gain, generator)`` (same draws, QR and sign fix)."""
+    ``torch.nn.init.orthogonal_(tensor, gain, generator)`` (same draws, QR and sign fix).
+
+    Taught in chapter 9.
+    """
     import torch
 
     tensor = _tensor(tensor)
@@ -342,12 +434,16 @@ def orthogonal_(tensor, gain: float = 1.0, generator=None):
     return tensor
 
 
-def scheme_normal_(tensor, scheme: str, generator=None):
+def scheme_normal_(
+    tensor: torch.Tensor, scheme: str, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Fill a weight of shape ``(out, in)`` in place from ``N(0, scheme_variance(...))``.
 
     This is what :func:`dl_course.mlp.build_mlp` does for ``init="he"``, ``"xavier"``
     and ``"lecun"``. The standard deviation is ``variance ** 0.5``, which can differ
     from :func:`he_std`'s ``gain / sqrt(fan)`` in the last bit.
+
+    Taught in chapter 9.
     """
     tensor = _tensor(tensor)
     if scheme not in ("he", "xavier", "lecun"):

@@ -234,5 +234,7 @@ def test_bad_input_is_refused(call, error, match):
 
 def test_import_does_not_load_torch():
     code = "import sys, dl_course.initialization; print('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"
