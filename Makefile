@@ -19,13 +19,14 @@ book: setup
 	$(BIN)/python tools/build_book.py
 
 ## ruff, the unit tests, then every chapter under nbval.
+# DL_COURSE_PROGRESS=0: no training progress bars in executed notebooks (dl_course.training).
 # pytest exits with 5 when it collects no tests (e.g. an empty chapters/): not a failure.
 PYTEST_OK = status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests; $(PYTEST_OK)
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider chapters; $(PYTEST_OK)
+	DL_COURSE_PROGRESS=0 $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider chapters; $(PYTEST_OK)
 
 ## JupyterLab on the chapters (live sliders).
 lab: setup
@@ -33,7 +34,7 @@ lab: setup
 
 ## Time every chapter and every slider against the budgets.
 bench: setup
-	$(BIN)/python benchmarks/run.py
+	DL_COURSE_PROGRESS=0 $(BIN)/python benchmarks/run.py
 
 ## Student notebooks and autograders for every assignment, into _build/exercises.
 exercises: setup
@@ -45,7 +46,7 @@ exercises: setup
 
 ## Re-execute the chapters and store the outputs of `# NBVAL_CHECK_OUTPUT` cells (after a change).
 notebooks: setup
-	$(BIN)/python tools/notebooks.py refresh chapters/*.ipynb
+	DL_COURSE_PROGRESS=0 $(BIN)/python tools/notebooks.py refresh chapters/*.ipynb
 
 clean:
 	rm -rf _build

@@ -65,7 +65,8 @@ def main() -> int:
         # (.doctrees) and Jupyter Book its executed notebooks (.jupyter_cache).
         shutil.rmtree(BUILD, ignore_errors=True)
         BUILD.mkdir()
-    env = os.environ | {"DL_COURSE_WIDGETS": WIDGET_MODE}
+    # no training progress bars: in a notebook they are ipywidgets, and stderr shows in pages
+    env = os.environ | {"DL_COURSE_WIDGETS": WIDGET_MODE, "DL_COURSE_PROGRESS": "0"}
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     start = time.perf_counter()
     result = subprocess.run(
