@@ -21,6 +21,17 @@ module              what it holds                                               
 ``training``        the torch training loop, its history and divergence checks    3 on
 ``optim``           SGD, momentum, AdaGrad, RMSProp, Adam; learning-rate          6
                     schedules
+``quadratic``       convergence rates of GD and the heavy ball on quadratics      6
+``surfaces``        2-D test surfaces (bowl, Rosenbrock, saddle) with contours    6
+``gradient_noise``  per-example gradients and the mini-batch variance law         6
+``scheduling``      digits runs under learning-rate schedules                     6
+``preprocessing``   centering, standardization, PCA and ZCA whitening             7
+``augmentation``    shifts, rotations and noise for 8x8 digits                    7
+``search``          grid vs random hyperparameter search                          7
+``ensembles``       ensembles and snapshot ensembles                              7
+``gradient_flow``   per-layer gradients, Jacobian products, clipping              8
+``initialization``  Xavier, He, orthogonal and torch's default initialization     9
+``theory``          ``signal_propagation`` (dynamical isometry)                   9
 ``report``          numbers from the experiments into the prose (glue)            all
 ``plotting``        the book's figure style and drawing helpers                   all
 ``widgets``         ``explore``: sliders live in Jupyter and static on the site   all
