@@ -31,6 +31,7 @@ module              what it holds                                               
 ``ensembles``       ensembles and snapshot ensembles                              7
 ``gradient_flow``   per-layer gradients, Jacobian products, clipping              8
 ``initialization``  Xavier, He, orthogonal and torch's default initialization     9
+``normalization``   BatchNorm, LayerNorm, RMSNorm with their backward passes       10
 ``bias_variance``   the bias-variance decomposition of polynomial regression      11
 ``regularization``  ridge, lasso by proximal gradient, weight decay, dropout      11
 ``theory``          ``signal_propagation`` (dynamical isometry)                   9
