@@ -35,6 +35,7 @@ module              what it holds                                               
 ``bias_variance``   the bias-variance decomposition of polynomial regression      11
 ``regularization``  ridge, lasso by proximal gradient, weight decay, dropout      11
 ``theory``          ``signal_propagation`` (dynamical isometry)                   9
+                    ``double_descent`` (random features, ridgeless risk)          12
                     ``bounds`` (VC, Rademacher, PAC-Bayes)                        13
 ``report``          numbers from the experiments into the prose (glue)            all
 ``plotting``        the book's figure style and drawing helpers                   all
