@@ -170,6 +170,16 @@ def test_site_check_flags_remote_assets_and_heavy_pages(tmp_path):
     assert any("big.html" in p and "8 MB" in p for p in found)
 
 
+def test_site_check_flags_an_inline_thebe_loader(tmp_path):
+    (tmp_path / "_static" / "mathjax").mkdir(parents=True)
+    (tmp_path / "_static" / "mathjax" / "tex-chtml.js").write_text("")
+    (tmp_path / "page.html").write_text(
+        '<script>const THEBE_JS_URL = "https://unpkg.com/thebe@0.8.2/lib/index.js"</script>'
+    )
+    found = check_site(tmp_path)
+    assert any("THEBE_JS_URL" in p for p in found) and any("unpkg.com" in p for p in found)
+
+
 # -- the site check on small fixture sites ---------------------------------------------------
 
 MATHJAX = '<script defer="defer" src="../_static/mathjax/tex-chtml.js"></script>'

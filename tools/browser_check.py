@@ -81,36 +81,131 @@ def exercise_explorers(page, shots: Path | None = None, stem: str = "") -> list[
     return problems
 
 
+#: Queries that the offline search must answer, with the page that must be among the results.
+SEARCHES = {"Novikoff": "01_perceptron", "neural tangent kernel": "18_neural_tangent_kernel"}
+
+
+def watch_console(page, stem: str, problems: list[str]) -> None:
+    """Report every console error and uncaught page error of ``page`` as a problem."""
+    page.on("console", lambda m: m.type == "error" and problems.append(f"{stem}: console error: {m.text}"))
+    page.on("pageerror", lambda e: problems.append(f"{stem}: page error: {e}"))
+
+
+def check_math(page, stem: str) -> list[str]:
+    """MathJax must typeset the page's math, if it has any."""
+    if page.locator(".math").count() == 0:
+        return []
+    try:
+        page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
+    except Exception:  # noqa: BLE001 - reported as a problem
+        return [f"{stem}: MathJax did not typeset the math"]
+    return []
+
+
+def check_prev_next(page, stem: str, html_dir: Path) -> list[str]:
+    """The previous/next links at the foot of a chapter lead to pages that exist."""
+    problems = []
+    for link in page.locator(".prev-next-area a").all():
+        target = (Path(page.url.removeprefix("file://")).parent / link.get_attribute("href")).resolve()
+        if not target.is_file() or html_dir not in target.parents:
+            problems.append(f"{stem}: previous/next link to {link.get_attribute('href')} is broken")
+    return problems
+
+
+def check_toggles(page, stem: str) -> list[str]:
+    """Every toggled block (a hidden solution) opens on a click and closes on the next."""
+    problems = []
+    for k, button in enumerate(page.locator("button.toggle-button").all(), start=1):
+        button.scroll_into_view_if_needed()
+        block = button.evaluate_handle("b => b.closest('.admonition, .toggle')")
+        states = [block.evaluate("e => e.classList.contains('toggle-hidden')")]
+        for _ in range(2):
+            button.click()
+            states.append(block.evaluate("e => e.classList.contains('toggle-hidden')"))
+        if states != [True, False, True]:
+            problems.append(f"{stem}: hidden block {k} does not open and close on a click")
+    return problems
+
+
+def check_dark_figures(page, stem: str) -> list[str]:
+    """In dark mode every figure must sit on a light card: the middle of each edge is near white."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    page.evaluate("document.documentElement.dataset.theme = 'dark'")
+    problems = []
+    images = page.locator(".cell_output img, .dlc-explore img")
+    for k in range(images.count()):
+        image = images.nth(k)
+        image.scroll_into_view_if_needed()
+        shot = Image.open(BytesIO(image.screenshot())).convert("L")
+        w, h = shot.width, shot.height
+        edges = [shot.getpixel(xy) for xy in ((w // 2, 2), (w // 2, h - 3), (2, h // 2), (w - 3, h // 2))]
+        if min(edges) < 235:
+            problems.append(f"{stem}: figure {k + 1} is dark-on-dark in dark mode")
+    page.evaluate("document.documentElement.dataset.theme = 'light'")
+    return problems
+
+
+def check_search(browser, html_dir: Path, requests: list[str]) -> list[str]:
+    """The offline search page finds each query of SEARCHES on its expected page."""
+    problems = []
+    for query, stem in SEARCHES.items():
+        if not (html_dir / "chapters" / f"{stem}.html").exists():
+            problems.append(f"search: the page {stem} that should answer {query!r} is not built")
+            continue
+        page = offline_page(browser, requests)
+        watch_console(page, "search", problems)
+        page.goto(f"{(html_dir / 'search.html').as_uri()}?q={query.replace(' ', '+')}")
+        try:
+            page.wait_for_selector(f"#search-results a[href*='{stem}']", timeout=20_000)
+        except Exception:  # noqa: BLE001 - reported as a problem
+            problems.append(f"search: {query!r} does not find chapters/{stem}")
+        page.close()
+    return problems
+
+
 def check_pages(html_dir: Path, shots: Path | None = None) -> tuple[list[str], str]:
-    """Problems found on the chapter pages, and a one-line summary."""
+    """Problems found on the site's pages, and a one-line summary.
+
+    Every page: no console or page error, no request leaving the machine, math
+    typeset. Chapter pages also: every slider and dropdown changes its figure,
+    previous/next links resolve, hidden solutions open and close, and figures
+    stay readable in dark mode. Then the offline search (SEARCHES).
+    """
     from playwright.sync_api import sync_playwright
 
     html_dir = Path(html_dir).resolve()
-    pages = sorted((html_dir / "chapters").glob("*.html"))
+    chapters = sorted((html_dir / "chapters").glob("*.html"))
+    others = sorted(p for p in html_dir.glob("*.html") if p.name != "index.html")
     if shots:
         shots.mkdir(parents=True, exist_ok=True)
     problems, requests, n_figures, n_math = [], [], 0, 0
     with sync_playwright() as p:
         browser = launch(p)
-        for path in pages:
+        for path in chapters + others:
             page = offline_page(browser, requests)
+            watch_console(page, path.stem, problems)
             page.goto(path.as_uri(), wait_until="load")
-            has_math = page.locator(".math").count() > 0
-            if has_math:
-                try:
-                    page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
-                    n_math += 1
-                except Exception:  # noqa: BLE001 - reported as a problem below
-                    problems.append(f"{path.name}: MathJax did not typeset the math")
-            n_figures += page.locator(".dlc-explore").count()
-            problems += exercise_explorers(page, shots, path.stem)
+            found = check_math(page, path.stem)
+            n_math += page.locator(".math").count() > 0 and not found
+            problems += found
+            if path in chapters:
+                n_figures += page.locator(".dlc-explore").count()
+                problems += exercise_explorers(page, shots, path.stem)
+                problems += check_prev_next(page, path.stem, html_dir)
+                problems += check_toggles(page, path.stem)
+                problems += check_dark_figures(page, path.stem)
             if shots:
                 page.screenshot(path=str(shots / f"{path.stem}.png"), full_page=True)
             page.close()
+        problems += check_search(browser, html_dir, requests)
         browser.close()
     problems += [f"blocked a request to {url}" for url in sorted(set(requests))]
-    summary = (f"browser check: {len(pages)} pages, math typeset on {n_math}, "
-               f"{n_figures} interactive figures, {len(requests)} network requests")
+    summary = (f"browser check: {len(chapters) + len(others)} pages, math typeset on {n_math}, "
+               f"{n_figures} interactive figures, searches {len(SEARCHES)}, "
+               f"{len(requests)} network requests")
     return problems, summary
 
 

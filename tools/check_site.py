@@ -124,6 +124,10 @@ def _payload_problem(chunk: str) -> str | None:
     return None
 
 
+#: Script leftovers that point at a CDN from inside inline code (sphinx-thebe's loader).
+_UNUSED_REMOTE = ("THEBE_JS_URL", "sphinx-thebe.js", "unpkg.com", "cdn.jsdelivr.net")
+
+
 def static_figures(text: str) -> tuple[int, list[str]]:
     """Number of complete static interactive figures in a page, and what is wrong with the rest."""
     chunks = text.split(_EXPLORER)[1:]
@@ -144,6 +148,9 @@ def check_page(path: Path) -> list[str]:
         problems.append(f"{path.name} is {size / 2**20:.1f} MB, over the 8 MB budget")
     for match in _REMOTE.finditer(text):
         problems.append(f"{path.name} loads {match.group(3)} from the network")
+    for marker in _UNUSED_REMOTE:
+        if marker in text:
+            problems.append(f"{path.name} still carries {marker!r}, a script pointing at a CDN")
     if "$$" in text or "\\(" in text or "\\[" in text:
         if "_static/mathjax/tex-chtml.js" not in text:
             problems.append(f"{path.name} has math but does not load the vendored MathJax")
