@@ -26,7 +26,8 @@ $(SETUP): requirements.txt pyproject.toml
 book: setup
 	$(BIN)/python tools/build_book.py
 
-## ruff, the unit tests, then every chapter under nbval.
+## ruff, the unit and browser tests, every chapter under nbval, then the book built and checked in
+## a browser (tools/build_book.py: strict build, site check, every page opened offline).
 # DL_COURSE_PROGRESS=0: no training progress bars in executed notebooks (dl_course.training).
 # pytest exits with 5 when it collects no tests (e.g. an empty chapters/): not a failure.
 PYTEST_OK = status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
@@ -35,6 +36,7 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests; $(PYTEST_OK)
 	DL_COURSE_PROGRESS=0 $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider chapters; $(PYTEST_OK)
+	$(BIN)/python tools/build_book.py
 
 ## JupyterLab on the chapters (live sliders).
 lab: setup
