@@ -43,8 +43,13 @@ lab: setup
 	$(BIN)/jupyter lab chapters
 
 ## Time every chapter and every slider against the budgets.
+## Then the two speed headlines: the empirical NTK and the Hessian's top eigenvalue (against PyHessian,
+## installed for the benchmark only).
 bench: setup
+	$(PIP) --no-deps -r benchmarks/requirements.txt
 	DL_COURSE_PROGRESS=0 $(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/ntk.py
+	$(BIN)/python benchmarks/hessian.py
 
 ## Student notebooks and autograders for every assignment, into _build/exercises.
 exercises: setup
