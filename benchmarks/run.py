@@ -36,7 +36,7 @@ def chapters() -> list[Path]:
     """Chapter notebooks in table-of-contents order."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
-    return [ROOT / f"{f}.ipynb" for f in files]
+    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").exists()]  # not the .md pages
 
 
 def run_chapter(path: Path) -> tuple[float, list[dict]]:
