@@ -345,3 +345,12 @@ def test_build_restarts_from_scratch_after_a_live_widget_run(tmp_path):
     )
     nbformat.write(nb, executed / "base.ipynb")
     assert cache_has_live_widgets(tmp_path)
+
+
+@pytest.mark.parametrize("path", [p for p in CHAPTERS if 1 <= int(p.stem[:2]) <= 22], ids=lambda p: p.stem)
+def test_chapter_points_to_assignments_that_exist(path):
+    text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+    folders = set(re.findall(r"`exercises/(\w+)`", text))
+    assert folders, f"{path.name} names no assignment"
+    for folder in folders:
+        assert list((ROOT / "exercises" / folder).glob("*.ipynb")), f"{path.name}: no exercises/{folder}"
