@@ -354,3 +354,9 @@ def test_chapter_points_to_assignments_that_exist(path):
     assert folders, f"{path.name} names no assignment"
     for folder in folders:
         assert list((ROOT / "exercises" / folder).glob("*.ipynb")), f"{path.name}: no exercises/{folder}"
+
+
+def test_every_glossary_term_is_linked_at_its_first_use():
+    from glossary import unlinked
+
+    assert unlinked() == []
