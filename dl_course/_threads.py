@@ -25,13 +25,25 @@ def limited_threads(work: float):
         return
     from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
+    with threadpool_limits(limits=1, user_api="blas"), one_torch_thread():
+        yield
+
+
+@contextlib.contextmanager
+def one_torch_thread(work: float = 0.0):
+    """Run torch (if it is loaded) on one thread if ``work`` is small; BLAS is left alone.
+
+    The cheap half of :func:`limited_threads`, for torch computations whose NumPy
+    side is tiny (the Hessian-vector products of chapter 14, the attacks of
+    chapter 20): asking threadpoolctl about BLAS costs 10-50 ms a call.
+    """
     torch = sys.modules.get("torch")  # never import torch just for this
-    before = torch.get_num_threads() if torch else None
-    with threadpool_limits(limits=1, user_api="blas"):
-        if torch:
-            torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            if torch:
-                torch.set_num_threads(before)
+    if torch is None or work > SINGLE_THREAD_WORK:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -23,7 +23,6 @@ that ``import dl_course.robustness`` stays cheap.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import numbers
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dl_course._checks import check_bool, check_int, check_real, check_seed
-from dl_course._threads import SINGLE_THREAD_WORK, limited_threads
+from dl_course._threads import limited_threads, one_torch_thread
 
 #: The attacks :func:`accuracy_under_attack` knows.
 ATTACKS = ("fgsm", "pgd")
@@ -104,33 +103,18 @@ def _work(model, x) -> int:
     return rows * sum(p.numel() for p in model.parameters()) // members
 
 
-@contextlib.contextmanager
-def _few_threads(work: int):
-    """One torch thread for small work (threadpoolctl, as in training, costs ~50 ms a call)."""
-    import torch
-
-    if work > SINGLE_THREAD_WORK:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _on_few_threads(attack):
     """Run ``attack(model, x, ...)`` on one torch thread when the model and batch are small.
 
     Two threads on tiny tensors cost far more than they save (element-wise ops and
     small products spin up the thread pool); this is the attacks' version of
-    :func:`dl_course._threads.limited_threads`, without threadpoolctl's per-call cost.
+    :func:`dl_course._threads.limited_threads` without threadpoolctl's per-call cost
+    (:func:`dl_course._threads.one_torch_thread`).
     """
 
     @functools.wraps(attack)
     def wrapper(model, x, *args, **kwargs):
-        with _few_threads(_work(model, x)):
+        with one_torch_thread(_work(model, x)):
             return attack(model, x, *args, **kwargs)
 
     return wrapper

@@ -500,3 +500,21 @@ def test_stacks_reject_what_they_cannot_hold():
         train_classifier(stack, np.ones((6, 4)), np.zeros(6, dtype=int), lr=[1, 2, 3], epochs=1)
     with pytest.raises(ValueError, match="inputs of shape \\(N, d\\) or \\(2, N, d\\)"):
         stack(torch.ones(3, 6, 4))
+
+
+def test_one_torch_thread_only_for_small_work_and_restores_the_setting():
+    from dl_course._threads import SINGLE_THREAD_WORK, one_torch_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with one_torch_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with one_torch_thread(2 * SINGLE_THREAD_WORK):
+            assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), one_torch_thread():
+            raise RuntimeError("restored even on error")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

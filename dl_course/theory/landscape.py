@@ -31,7 +31,6 @@ as they were. torch is imported inside the functions that need it, so
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dl_course._checks import check_bool, check_int, check_real, check_seed
+from dl_course._threads import one_torch_thread
 
 #: Largest size of a random symmetric matrix :func:`goe_positive_fraction` accepts.
 MAX_GOE_SIZE = 64
@@ -100,25 +100,6 @@ def _scalar_loss(loss_fn):
     if not torch.isfinite(loss).all():
         raise ValueError(f"loss_fn() returned a non-finite loss ({loss.item()})")
     return loss.reshape(())
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """Run torch on one thread inside the block, then restore the setting.
-
-    A Hessian-vector product of the book's small networks is too little work to
-    split: on a busy 2-core machine two threads were 10-40 times slower than one.
-    (Cheaper than :func:`dl_course._threads.limited_threads`, which also asks
-    threadpoolctl about BLAS, ~10 ms a call; NumPy only sees tiny matrices here.)
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # -- Hessian-vector products --------------------------------------------------------------------
@@ -228,7 +209,7 @@ def hvp(loss_fn: Callable, params, vectors) -> list:
                 f"vectors[{k}] must have the shape of params[{k}] {tuple(p.shape)}, "
                 f"got {tuple(v.shape)}"
             )
-    with _one_thread():
+    with one_torch_thread():
         op = HessianOperator(loss_fn, params)
         flat = torch.cat([v.reshape(-1).double() for v in vectors])
         product = op @ flat
@@ -321,7 +302,7 @@ def lanczos(
     iters = check_int(iters, "iters", low=1)
     tol = check_real(tol, "tol", low=0.0, low_open=True)
     seed = check_seed(seed)
-    with _one_thread():
+    with one_torch_thread():
         return _lanczos(HessianOperator(loss_fn, params), iters, tol, seed)
 
 
@@ -405,7 +386,7 @@ def hutchinson_trace(loss_fn: Callable, params, samples: int = 100, seed: int = 
     samples = check_int(samples, "samples", low=2)
     seed = check_seed(seed)
     values = np.empty(samples)
-    with _one_thread():
+    with one_torch_thread():
         op = HessianOperator(loss_fn, params)
         gen = torch.Generator().manual_seed(seed)
         for k in range(samples):
@@ -734,7 +715,7 @@ def train_mlp(
     if len(batch_seeds) != k:
         raise ValueError(f"batch_seeds must hold one seed per member ({k}), got {len(batch_seeds)}")
     rngs = [np.random.default_rng([seed, j]) for j in batch_seeds]
-    with _one_thread():
+    with one_torch_thread():
         for _ in range(epochs):
             orders = np.stack([r.permutation(n) for r in rngs])
             for start in range(0, n, batch_size):
@@ -827,7 +808,7 @@ def loss_grid(params, directions: Sequence, coords, X, y) -> np.ndarray:
             c[:, j].view(-1, *([1] * p.ndim)) * d[i][None] for j, d in enumerate(directions)
         )
         moved.append((p.detach()[None] + shift).reshape(-1, *p.shape[1:]))
-    with torch.no_grad(), _one_thread():
+    with torch.no_grad(), one_torch_thread():
         return mlp_loss(moved, X, y).view(len(coords), k).double().numpy()
 
 
@@ -854,7 +835,7 @@ def path_losses(a, m, b, ts, X, y) -> np.ndarray:
     """Losses (T, K) along the Bezier curves of :func:`bezier_points`."""
     import torch
 
-    with torch.no_grad(), _one_thread():
+    with torch.no_grad(), one_torch_thread():
         return mlp_loss(bezier_points(a, m, b, ts), X, y).view(len(ts), -1).double().numpy()
 
 
@@ -898,7 +879,7 @@ def train_bezier(
     a = [p.detach() for p in a]
     b = [p.detach() for p in b]
     k = a[0].shape[0]
-    with _one_thread():
+    with one_torch_thread():
         for _ in range(steps):
             t = (torch.arange(points) + torch.rand(points, generator=gen)) / points
             batch = torch.as_tensor(rng.choice(len(X), min(batch_size, len(X)), replace=False))
