@@ -19,14 +19,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_check import chromium_available, launch
+from browser_check import launch, require_chromium
 
-if not chromium_available():
-    if os.environ.get("DL_COURSE_REQUIRE_BROWSER") == "1":
-        pytest.fail(
-            "Chromium and Playwright are required (DL_COURSE_REQUIRE_BROWSER=1)", pytrace=False
-        )
-    pytest.skip("needs Chromium (/usr/bin/chromium) and Playwright", allow_module_level=True)
+require_chromium()
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = "01_perceptron.ipynb"

@@ -4,20 +4,14 @@ Needs Chromium (`apt-get install chromium`) and Playwright; skipped without them
 unless DL_COURSE_REQUIRE_BROWSER=1 (set by CI), which turns the skip into a failure.
 """
 
-import os
 
 import matplotlib.pyplot as plt
 import pytest
-from browser_check import chromium_available, exercise_explorers, launch, offline_page
+from browser_check import exercise_explorers, launch, offline_page, require_chromium
 
 from dl_course import plotting, widgets
 
-if not chromium_available():
-    if os.environ.get("DL_COURSE_REQUIRE_BROWSER") == "1":
-        pytest.fail(
-            "Chromium and Playwright are required (DL_COURSE_REQUIRE_BROWSER=1)", pytrace=False
-        )
-    pytest.skip("needs Chromium (/usr/bin/chromium) and Playwright", allow_module_level=True)
+require_chromium()
 
 
 def update(n=2, kind="line"):

@@ -32,6 +32,20 @@ def chromium_available() -> bool:
     return Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None
 
 
+def require_chromium() -> None:
+    """At the top of a test module: skip it without a browser, or fail if one is required.
+
+    CI sets DL_COURSE_REQUIRE_BROWSER=1, which turns the skip into a failure.
+    """
+    import pytest
+
+    if chromium_available():
+        return
+    if os.environ.get("DL_COURSE_REQUIRE_BROWSER") == "1":
+        pytest.fail("Chromium and Playwright are required (DL_COURSE_REQUIRE_BROWSER=1)", pytrace=False)
+    pytest.skip("needs Chromium (/usr/bin/chromium) and Playwright", allow_module_level=True)
+
+
 def launch(playwright):
     """A headless Chromium browser from the system package."""
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
