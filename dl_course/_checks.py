@@ -101,3 +101,26 @@ def as_labels(value, name: str, *, n: int, allowed: Sequence[int] | None = None)
         if bad.size:
             raise ValueError(f"{name} must take values in {sorted(allowed)}, found {bad.tolist()}")
     return labels
+
+
+def check_module(model, name: str = "model"):
+    """``model`` if it is a ``torch.nn.Module``; else a TypeError naming the argument."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def check_float_tensor(x, name: str):
+    """``x`` if it is a floating-point torch tensor; else a TypeError saying how to convert."""
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch tensor, got {type(x).__name__} "
+            "(convert with torch.as_tensor(X, dtype=torch.float32))"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must hold floating-point values, got dtype {x.dtype}")
+    return x

@@ -36,6 +36,7 @@ from dl_course._checks import (
     as_float_array,
     as_labels,
     check_int,
+    check_module,
     check_real,
     check_seed,
 )
@@ -821,8 +822,7 @@ def train_with_clipping(
     """
     import torch
 
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     params = list(model.parameters())
     dtype = params[0].dtype
     X_t = torch.as_tensor(as_float_array(X, "X", ndim=2), dtype=dtype)

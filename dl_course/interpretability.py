@@ -30,7 +30,9 @@ from dl_course._checks import (
     as_float_array,
     as_labels,
     check_bool,
+    check_float_tensor,
     check_int,
+    check_module,
     check_real,
     check_seed,
 )
@@ -43,24 +45,10 @@ RULES = {"left": 0.0, "midpoint": 0.5, "right": 1.0}
 # -- validation ---------------------------------------------------------------------------------
 
 
-def _check_model(model):
-    import torch
-
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
-
-
 def _check_x(x, name: str = "x"):
     import torch
 
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(
-            f"{name} must be a torch tensor, got {type(x).__name__} "
-            "(convert with torch.as_tensor(X, dtype=torch.float32))"
-        )
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must hold floating-point values, got dtype {x.dtype}")
+    check_float_tensor(x, name)
     if x.ndim < 2 or x.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty batch (N, ...) of inputs, got {tuple(x.shape)}")
     if not bool(torch.isfinite(x).all()):
@@ -149,7 +137,7 @@ def saliency(model, x, target, *, absolute: bool = True):
         Same shape as ``x``, without a graph. The model's mode, parameters and
         ``.grad`` are left as they were.
     """
-    model = _check_model(model)
+    model = check_module(model)
     x = _check_x(x)
     target = _check_target(target, x.shape[0])
     absolute = check_bool(absolute, "absolute")
@@ -168,7 +156,7 @@ def gradient_x_input(model, x, target):
     torch.Tensor
         Same shape as ``x``, without a graph.
     """
-    model = _check_model(model)
+    model = check_module(model)
     x = _check_x(x)
     target = _check_target(target, x.shape[0])
     return x * _input_grad(model, x, target)
@@ -213,7 +201,7 @@ def integrated_gradients(
     """
     import torch
 
-    model = _check_model(model)
+    model = check_module(model)
     x = _check_x(x)
     target = _check_target(target, x.shape[0])
     steps = check_int(steps, "steps", low=1)
@@ -268,7 +256,7 @@ def grad_cam(model, x, target, layer, *, relu: bool = True):
     """
     import torch
 
-    model = _check_model(model)
+    model = check_module(model)
     x = _check_x(x)
     target = _check_target(target, x.shape[0])
     if not isinstance(layer, torch.nn.Module) or not any(m is layer for m in model.modules()):
@@ -312,7 +300,7 @@ def layer_outputs(model, x, layers: Mapping[str, object]) -> dict[str, np.ndarra
     """
     import torch
 
-    model = _check_model(model)
+    model = check_module(model)
     x = _check_x(x)
     if not isinstance(layers, Mapping) or not layers:
         raise TypeError("layers must be a non-empty mapping of names to submodules")
@@ -449,7 +437,7 @@ def randomize_layers(model, layers: Sequence[object], seed: int = 0):
     """
     import torch
 
-    model = _check_model(model)
+    model = check_module(model)
     seed = check_seed(seed)
     if isinstance(layers, torch.nn.Module) or not isinstance(layers, Sequence):
         raise TypeError("layers must be a sequence of submodules of model")

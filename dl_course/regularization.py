@@ -25,7 +25,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dl_course._checks import as_float_array, check_bool, check_int, check_real, check_seed
+from dl_course._checks import (
+    as_float_array,
+    check_bool,
+    check_int,
+    check_module,
+    check_real,
+    check_seed,
+)
 
 #: The largest number of hidden units whose 2^n dropout masks are enumerated.
 MAX_ENSEMBLE_UNITS = 20
@@ -244,10 +251,8 @@ def weight_decay_groups(model, weight_decay: float) -> list[dict]:
     contrast, decays every parameter, biases included. Parameters that do not
     require gradients are left out. Taught in chapter 11.
     """
-    import torch
 
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]

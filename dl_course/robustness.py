@@ -29,7 +29,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dl_course._checks import check_bool, check_int, check_real, check_seed
+from dl_course._checks import (
+    check_bool,
+    check_float_tensor,
+    check_int,
+    check_module,
+    check_real,
+    check_seed,
+)
 from dl_course._threads import limited_threads, one_torch_thread
 
 #: The attacks :func:`accuracy_under_attack` knows.
@@ -39,24 +46,10 @@ ATTACKS = ("fgsm", "pgd")
 # -- validation ---------------------------------------------------------------------------------
 
 
-def _check_model(model):
-    import torch
-
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
-
-
 def _check_inputs(x, y):
     import torch
 
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(
-            f"x must be a torch tensor, got {type(x).__name__} "
-            "(convert with torch.as_tensor(X, dtype=torch.float32))"
-        )
-    if not x.is_floating_point():
-        raise TypeError(f"x must hold floating-point values, got dtype {x.dtype}")
+    check_float_tensor(x, "x")
     if x.ndim < 1 or x.numel() == 0:
         raise ValueError(f"x must be a non-empty batch of inputs, got shape {tuple(x.shape)}")
     if not bool(torch.isfinite(x).all()):
@@ -164,7 +157,7 @@ def input_gradient(model, x, y):
     torch.Tensor
         Same shape as ``x``, without a graph.
     """
-    model = _check_model(model)
+    model = check_module(model)
     x, y = _check_inputs(x, y)
     return _input_gradient(model, x, y)
 
@@ -228,7 +221,7 @@ def fgsm(model, x, y, eps: float, clamp: tuple[float, float] | None = (0.0, 1.0)
     -----
     The model's mode, its parameters and their ``.grad`` are left as they were.
     """
-    model = _check_model(model)
+    model = check_module(model)
     x, y = _check_inputs(x, y)
     eps = check_real(eps, "eps", low=0.0)
     box = _check_clamp(clamp, x)
@@ -283,7 +276,7 @@ def pgd(
     """
     import torch
 
-    model = _check_model(model)
+    model = check_module(model)
     x, y = _check_inputs(x, y)
     eps = check_real(eps, "eps", low=0.0)
     alpha = check_real(alpha, "alpha", low=0.0, low_open=True)
@@ -431,7 +424,7 @@ def adversarial_train(
         check_divergence,
     )
 
-    model = _check_model(model)
+    model = check_module(model)
     X_t, y_t = _as_tensors(X, y, "")
     stacked = _is_stack(model)
     members = len(model) if stacked else 1

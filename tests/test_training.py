@@ -518,3 +518,16 @@ def test_one_torch_thread_only_for_small_work_and_restores_the_setting():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_shared_torch_checks_name_the_argument():
+    from dl_course._checks import check_float_tensor, check_module
+
+    with pytest.raises(TypeError, match="net must be a torch.nn.Module, got list"):
+        check_module([], "net")
+    with pytest.raises(TypeError, match=r"x must be a torch tensor, got ndarray \(convert"):
+        check_float_tensor(np.zeros(2), "x")
+    with pytest.raises(TypeError, match="x must hold floating-point values, got dtype torch.int64"):
+        check_float_tensor(torch.zeros(2, dtype=torch.long), "x")
+    t = torch.zeros(2)
+    assert check_float_tensor(t, "x") is t

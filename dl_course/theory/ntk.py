@@ -40,7 +40,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dl_course._checks import as_float_array, check_bool, check_int, check_real, check_seed
+from dl_course._checks import (
+    as_float_array,
+    check_bool,
+    check_int,
+    check_module,
+    check_real,
+    check_seed,
+)
 from dl_course._threads import limited_threads
 
 #: The ways :func:`empirical_ntk` can compute the kernel.
@@ -110,10 +117,7 @@ def ntk_method(model) -> str:
 
 
 def _check_model(model) -> None:
-    import torch
-
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("model has no trainable parameters (requires_grad=True): its NTK is 0")
 
